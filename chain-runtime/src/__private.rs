@@ -1,0 +1,62 @@
+//! Support for the code the macros generate. Not a public API: it may change
+//! in any release.
+
+pub use crate::executor::{ContextValue, RunCx};
+pub use crate::slot::{Branch, Slot, join_steps};
+pub use serde;
+
+use std::fmt::Display;
+
+/// How a step parameter is taken from a key's value: by reference (`&T`), as a
+/// borrowed view (`&str` from `String`, `&[T]` from `Vec<T>`), or as a clone (`T`).
+#[diagnostic::on_unimplemented(
+    message = "a step parameter of type `{Self}` cannot be fed from a key of type `{K}`",
+    label = "this key holds `{K}`, but the step takes `{Self}` here",
+    note = "a parameter takes a key by reference (`&{K}`), as a view (`&str` from `String`, `&[T]` from `Vec<T>`), or as a clone (`{K}`, which needs `{K}: Clone`)"
+)]
+pub trait FromKey<'a, K: ?Sized> {
+    /// Takes the parameter from the key's value.
+    fn from_key(value: &'a K) -> Self;
+}
+
+impl<'a, T: Clone> FromKey<'a, T> for T {
+    fn from_key(value: &'a T) -> T {
+        value.clone()
+    }
+}
+
+impl<'a, T: ?Sized> FromKey<'a, T> for &'a T {
+    fn from_key(value: &'a T) -> &'a T {
+        value
+    }
+}
+
+impl<'a> FromKey<'a, String> for &'a str {
+    fn from_key(value: &'a String) -> &'a str {
+        value
+    }
+}
+
+impl<'a, T> FromKey<'a, Vec<T>> for &'a [T] {
+    fn from_key(value: &'a Vec<T>) -> &'a [T] {
+        value
+    }
+}
+
+impl<'a, T> FromKey<'a, Option<T>> for Option<&'a T> {
+    fn from_key(value: &'a Option<T>) -> Option<&'a T> {
+        value.as_ref()
+    }
+}
+
+/// Runs a `validate = path` hook: any `Fn(&T) -> Result<(), E: Display>`.
+pub fn validate_with<T, E: Display>(
+    hook: impl Fn(&T) -> Result<(), E>,
+) -> impl Fn(&T) -> Result<(), String> {
+    move |value| hook(value).map_err(|error| error.to_string())
+}
+
+/// The hook of a step with no `validate = ...`.
+pub fn no_validation<T>(_: &T) -> Result<(), String> {
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! Errors: what a step returns ([`StepError`]) and what a run reports ([`ChainError`]).
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::llm::LlmError;
+
+/// A boxed error from user code; the only place the runtime erases error types.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What a step returns: its typed output, or a [`StepError`].
+pub type StepResult<T> = Result<T, StepError>;
+
+/// The error a step returns.
+///
+/// Any `std::error::Error + Send + Sync + 'static` converts into it with `?`, so a
+/// step body can use `?` on I/O, parsing or model errors alike. Whether the
+/// runtime may retry it is decided by [`StepError::is_retryable`]: explicit marks
+/// first ([`StepError::permanent`], [`StepError::transient`]), then the model
+/// error's own classification, then "retryable".
+pub struct StepError {
+    source: BoxError,
+    retryable: Option<bool>,
+}
+
+impl StepError {
+    /// Wraps any error.
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        Self {
+            source: error.into(),
+            retryable: None,
+        }
+    }
+
+    /// An error from a plain message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self::new(message.to_string())
+    }
+
+    /// Marks the error as final: the runtime will not retry the step.
+    #[must_use]
+    pub fn permanent(mut self) -> Self {
+        self.retryable = Some(false);
+        self
+    }
+
+    /// Marks the error as transient: the runtime may retry the step.
+    #[must_use]
+    pub fn transient(mut self) -> Self {
+        self.retryable = Some(true);
+        self
+    }
+
+    /// Whether a retry may succeed where this attempt failed.
+    pub fn is_retryable(&self) -> bool {
+        if let Some(retryable) = self.retryable {
+            return retryable;
+        }
+        if let Some(llm) = self.source.downcast_ref::<LlmError>() {
+            return llm.is_retryable();
+        }
+        if let Some(chain) = self.source.downcast_ref::<ChainError>() {
+            return chain.kind().is_retryable();
+        }
+        true
+    }
+
+    /// The wrapped error.
+    pub fn source_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.source
+    }
+
+    /// Looks for an error of type `E` in the wrapped error.
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        self.source.downcast_ref::<E>()
+    }
+
+    /// Unwraps into the boxed source error.
+    pub fn into_source(self) -> BoxError {
+        self.source
+    }
+}
+
+impl<E> From<E> for StepError
+where
+    E: StdError + Send + Sync + 'static,
+{
+    fn from(error: E) -> Self {
+        Self::new(error)
+    }
+}
+
+impl fmt::Debug for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepError")
+            .field("source", &self.source)
+            .field("retryable", &self.retryable)
+            .finish()
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+/// Why a step, and so its run, failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The step returned an error.
+    #[error("{0}")]
+    Failed(#[source] BoxError),
+    /// The step's output was rejected by a validation hook.
+    #[error("output rejected by validation: {message}")]
+    Validation {
+        /// What the validator said.
+        message: String,
+    },
+    /// The step panicked; the panic was caught and the process goes on.
+    #[error("the step panicked: {message}")]
+    Panicked {
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+    /// An attempt ran longer than the step's timeout.
+    #[error("the attempt timed out after {after:?}")]
+    TimedOut {
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+    /// A broken runtime invariant: a bug in prompt-chain, reported instead of a panic.
+    #[error("internal error in prompt-chain: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl FailureKind {
+    /// Whether retrying the step could help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FailureKind::Failed(source) => {
+                if let Some(llm) = source.downcast_ref::<LlmError>() {
+                    llm.is_retryable()
+                } else if let Some(chain) = source.downcast_ref::<ChainError>() {
+                    chain.kind().is_retryable()
+                } else {
+                    true
+                }
+            }
+            FailureKind::TimedOut { .. } => true,
+            FailureKind::Validation { .. }
+            | FailureKind::Panicked { .. }
+            | FailureKind::Internal { .. } => false,
+        }
+    }
+}
+
+/// The error of a failed run: which step failed, on which attempt, what had been
+/// computed by then, and why.
+///
+/// `completed()` holds every key that had a value when the run stopped (chain
+/// inputs included) as JSON, so a failure can be logged or inspected without
+/// re-running anything.
+pub struct ChainError {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    chain: &'static str,
+    step: Option<&'static str>,
+    key: Option<&'static str>,
+    index: Option<usize>,
+    attempt: u32,
+    completed: Map<String, Value>,
+    kind: FailureKind,
+}
+
+impl ChainError {
+    /// An error of step `index` of `chain`.
+    pub fn step_failed(
+        chain: &'static str,
+        step: &'static str,
+        key: &'static str,
+        index: usize,
+        attempt: u32,
+        kind: FailureKind,
+    ) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                chain,
+                step: Some(step),
+                key: Some(key),
+                index: Some(index),
+                attempt,
+                completed: Map::new(),
+                kind,
+            }),
+        }
+    }
+
+    /// An error of the run itself, not of one step.
+    pub fn run_failed(chain: &'static str, kind: FailureKind) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                chain,
+                step: None,
+                key: None,
+                index: None,
+                attempt: 0,
+                completed: Map::new(),
+                kind,
+            }),
+        }
+    }
+
+    /// Sets the completed outputs (the run's context when it failed).
+    #[must_use]
+    pub fn with_completed(mut self, completed: Map<String, Value>) -> Self {
+        self.inner.completed = completed;
+        self
+    }
+
+    /// Name of the chain whose run failed.
+    pub fn chain(&self) -> &'static str {
+        self.inner.chain
+    }
+
+    /// Name of the failed step (its function), if a step failed.
+    pub fn step(&self) -> Option<&'static str> {
+        self.inner.step
+    }
+
+    /// Key the failed step was to write.
+    pub fn key(&self) -> Option<&'static str> {
+        self.inner.key
+    }
+
+    /// Index of the failed step in declaration order (0-based).
+    pub fn index(&self) -> Option<usize> {
+        self.inner.index
+    }
+
+    /// The attempt that failed last (1-based; 0 when no step ran).
+    pub fn attempt(&self) -> u32 {
+        self.inner.attempt
+    }
+
+    /// Every key that had a value when the run stopped, as JSON.
+    pub fn completed(&self) -> &Map<String, Value> {
+        &self.inner.completed
+    }
+
+    /// Why the step failed.
+    pub fn kind(&self) -> &FailureKind {
+        &self.inner.kind
+    }
+
+    /// Whether retrying could help (see [`FailureKind::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        self.inner.kind.is_retryable()
+    }
+
+    /// The path from this chain down to the step that failed first, through
+    /// sub-chains: `["support_router", "technical_support", "search_kb"]`.
+    pub fn path(&self) -> Vec<&'static str> {
+        let mut path = vec![self.inner.chain];
+        let mut current = self;
+        while let Some(step) = current.inner.step {
+            path.push(step);
+            let FailureKind::Failed(source) = &current.inner.kind else {
+                break;
+            };
+            let Some(inner) = source.downcast_ref::<ChainError>() else {
+                break;
+            };
+            if inner.inner.chain != step {
+                path.push(inner.inner.chain);
+            }
+            current = inner;
+        }
+        path
+    }
+
+    /// The innermost chain error: for a failure inside a sub-chain, the sub-chain's
+    /// own error (recursively); otherwise `self`.
+    pub fn root_cause(&self) -> &ChainError {
+        let mut current = self;
+        while let FailureKind::Failed(source) = &current.inner.kind {
+            match source.downcast_ref::<ChainError>() {
+                Some(inner) => current = inner,
+                None => break,
+            }
+        }
+        current
+    }
+}
+
+impl fmt::Debug for ChainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainError")
+            .field("chain", &self.inner.chain)
+            .field("step", &self.inner.step)
+            .field("key", &self.inner.key)
+            .field("index", &self.inner.index)
+            .field("attempt", &self.inner.attempt)
+            .field("completed", &self.inner.completed)
+            .field("kind", &self.inner.kind)
+            .finish()
+    }
+}
+
+impl fmt::Display for ChainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let root = self.root_cause();
+        match (root.inner.step, root.inner.index) {
+            (Some(_), Some(index)) => write!(
+                f,
+                "step `{}` (#{index}) failed on attempt {}: {}",
+                self.path().join(" › "),
+                root.inner.attempt,
+                root.inner.kind
+            ),
+            _ => write!(f, "chain `{}` failed: {}", self.path().join(" › "), root.inner.kind),
+        }
+    }
+}
+
+impl StdError for ChainError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.inner.kind {
+            FailureKind::Failed(source) => Some(&**source),
+            _ => None,
+        }
+    }
+}

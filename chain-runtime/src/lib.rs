@@ -1,0 +1,34 @@
+//! Runtime of [prompt-chain](https://docs.rs/prompt-chain): the dataflow
+//! executor behind `#[chain]`, the [`StepCx`] steps receive, the [`Runtime`]
+//! that holds models and dependencies, errors, reports, and the scripted model.
+//!
+//! Use it through the `prompt-chain` facade crate; the macros there generate the
+//! code that drives this crate.
+
+mod context;
+mod definition;
+mod error;
+mod executor;
+mod ids;
+mod llm;
+mod report;
+mod runtime;
+mod slot;
+mod step;
+mod validate;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use context::StepCx;
+pub use definition::{ChainDef, StepDef, StepOptions};
+pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
+pub use ids::RunId;
+pub use llm::{
+    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError, Message,
+    Role, ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
+};
+pub use report::{ExecutionReport, Outcome, RunStatus, StepRecord, StepStatus};
+pub use runtime::{Runtime, RuntimeBuilder};
+pub use step::Step;
+pub use validate::{StepOutput, Validate};

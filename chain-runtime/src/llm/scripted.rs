@@ -1,0 +1,312 @@
+//! A deterministic model for tests and offline examples.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::{BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Usage};
+
+type ReplyFn = dyn Fn(&ChatRequest, usize) -> Result<Completion, LlmError> + Send + Sync;
+
+/// One scripted answer: a text, a computed text, a sequence, or a failure,
+/// optionally after a delay (which honours `tokio::time::pause`).
+#[derive(Clone)]
+pub struct ScriptedReply {
+    reply: Arc<ReplyFn>,
+    sequence: Arc<[ScriptedReply]>,
+    latency: Option<Duration>,
+    hang: bool,
+}
+
+impl ScriptedReply {
+    fn from_completion_fn(
+        f: impl Fn(&ChatRequest, usize) -> Result<Completion, LlmError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            reply: Arc::new(f),
+            sequence: Arc::new([]),
+            latency: None,
+            hang: false,
+        }
+    }
+
+    /// The reply that answers call number `call` (0-based) of its rule.
+    fn for_call(&self, call: usize) -> &ScriptedReply {
+        match self.sequence.get(call).or(self.sequence.last()) {
+            Some(reply) => reply.for_call(0),
+            None => self,
+        }
+    }
+
+    /// Always this text.
+    pub fn text(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self::from_completion_fn(move |request, _| Ok(completion(request, text.clone())))
+    }
+
+    /// A text computed from the request (for replies that depend on the input).
+    pub fn from_fn(f: impl Fn(&ChatRequest) -> String + Send + Sync + 'static) -> Self {
+        Self::from_completion_fn(move |request, _| Ok(completion(request, f(request))))
+    }
+
+    /// The first call gets the first reply, the second the second, and so on;
+    /// the last one repeats.
+    pub fn sequence(replies: impl IntoIterator<Item = ScriptedReply>) -> Self {
+        let mut reply = Self::error("empty reply sequence", false);
+        reply.sequence = replies.into_iter().collect();
+        reply
+    }
+
+    /// A failure; `retryable` says whether the runtime may try again.
+    pub fn error(message: impl Into<String>, retryable: bool) -> Self {
+        let message = message.into();
+        Self::from_completion_fn(move |_, _| {
+            Err(LlmError::Scripted {
+                message: message.clone(),
+                retryable,
+            })
+        })
+    }
+
+    /// A reply cut off at the token limit (`finish_reason = length`).
+    pub fn truncated(partial: impl Into<String>) -> Self {
+        let partial = partial.into();
+        Self::from_completion_fn(move |request, _| {
+            let mut out = completion(request, partial.clone());
+            out.finish_reason = FinishReason::Length;
+            Ok(out)
+        })
+    }
+
+    /// A model that never answers (for timeout tests).
+    pub fn hang() -> Self {
+        let mut reply = Self::text("");
+        reply.hang = true;
+        reply
+    }
+
+    /// Answers after `latency` (virtual time under `tokio::time::pause`).
+    #[must_use]
+    pub fn after(mut self, latency: Duration) -> Self {
+        self.latency = Some(latency);
+        self
+    }
+}
+
+impl fmt::Debug for ScriptedReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScriptedReply")
+            .field("latency", &self.latency)
+            .field("hang", &self.hang)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<&str> for ScriptedReply {
+    fn from(text: &str) -> Self {
+        Self::text(text)
+    }
+}
+
+impl From<String> for ScriptedReply {
+    fn from(text: String) -> Self {
+        Self::text(text)
+    }
+}
+
+/// Rough token count: about four characters a token, as tokenizers average on English.
+fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+fn completion(request: &ChatRequest, text: String) -> Completion {
+    let input_tokens = request
+        .messages
+        .iter()
+        .map(|m| estimate_tokens(&m.content))
+        .sum();
+    Completion {
+        usage: Usage {
+            input_tokens,
+            output_tokens: estimate_tokens(&text),
+        },
+        text,
+        finish_reason: FinishReason::Stop,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    Step(String),
+    PromptContains(String),
+    Any,
+}
+
+impl Matcher {
+    fn matches(&self, request: &ChatRequest) -> bool {
+        match self {
+            Matcher::Step(step) => request.step == Some(step.as_str()),
+            Matcher::PromptContains(needle) => request.prompt().contains(needle.as_str()),
+            Matcher::Any => true,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Matcher::Step(step) => format!("step `{step}`"),
+            Matcher::PromptContains(needle) => format!("prompts containing {needle:?}"),
+            Matcher::Any => "any prompt".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    matcher: Matcher,
+    reply: ScriptedReply,
+    calls: Arc<AtomicUsize>,
+}
+
+/// A deterministic [`LanguageModel`]: replies are looked up by the calling
+/// step's name or by a substring of the prompt, in the order the rules were
+/// added; a request no rule matches is a clear [`LlmError::NoScript`].
+///
+/// Clones share their rules' call counters and the call log, so a test can keep
+/// a clone and inspect [`ScriptedModel::calls`] after the run.
+///
+/// ```
+/// use prompt_chain_runtime::{ScriptedModel, ScriptedReply};
+/// use std::time::Duration;
+///
+/// let model = ScriptedModel::new()
+///     .on_step("classify", "billing")
+///     .on_prompt("refund", ScriptedReply::text("We refunded you.").after(Duration::from_millis(50)))
+///     .otherwise("I don't know.");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ScriptedModel {
+    name: String,
+    rules: Vec<Rule>,
+    latency: Duration,
+    log: Arc<Mutex<Vec<ChatRequest>>>,
+}
+
+impl Default for ScriptedModel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScriptedModel {
+    /// A model with no rules yet.
+    pub fn new() -> Self {
+        Self {
+            name: "scripted".to_owned(),
+            rules: Vec::new(),
+            latency: Duration::ZERO,
+            log: Arc::default(),
+        }
+    }
+
+    fn rule(mut self, matcher: Matcher, reply: ScriptedReply) -> Self {
+        self.rules.push(Rule {
+            matcher,
+            reply,
+            calls: Arc::default(),
+        });
+        self
+    }
+
+    /// Replies to calls made by the step with this name (its function's name).
+    #[must_use]
+    pub fn on_step(self, step: impl Into<String>, reply: impl Into<ScriptedReply>) -> Self {
+        self.rule(Matcher::Step(step.into()), reply.into())
+    }
+
+    /// Replies to prompts that contain `needle`.
+    #[must_use]
+    pub fn on_prompt(self, needle: impl Into<String>, reply: impl Into<ScriptedReply>) -> Self {
+        self.rule(Matcher::PromptContains(needle.into()), reply.into())
+    }
+
+    /// Replies to anything no earlier rule matched.
+    #[must_use]
+    pub fn otherwise(self, reply: impl Into<ScriptedReply>) -> Self {
+        self.rule(Matcher::Any, reply.into())
+    }
+
+    /// Delay of every reply that sets none of its own.
+    #[must_use]
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Renames the model (as shown in reports).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Every request received so far, in order.
+    pub fn calls(&self) -> Vec<ChatRequest> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many requests came from the step with this name.
+    pub fn calls_for(&self, step: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|r| r.step == Some(step))
+            .count()
+    }
+}
+
+impl LanguageModel for ScriptedModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn complete<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<Completion, LlmError>> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request.clone());
+        let rule = self.rules.iter().find(|rule| rule.matcher.matches(request));
+        Box::pin(async move {
+            let Some(rule) = rule else {
+                let known = if self.rules.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    self.rules
+                        .iter()
+                        .map(|r| r.matcher.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(LlmError::NoScript {
+                    step: request.step.map(str::to_owned),
+                    prompt_start: request.prompt().chars().take(80).collect(),
+                    known,
+                });
+            };
+            let call = rule.calls.fetch_add(1, Ordering::Relaxed);
+            let reply = rule.reply.for_call(call);
+            let latency = reply.latency.unwrap_or(self.latency);
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            if reply.hang {
+                std::future::pending::<()>().await;
+            }
+            (reply.reply)(request, call)
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! What a run did: per-step timings, attempts and token usage.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::ChainError;
+use crate::ids::RunId;
+use crate::llm::Usage;
+
+/// The result of a run together with its [`ExecutionReport`].
+#[derive(Debug)]
+pub struct Outcome<O> {
+    /// The chain's outputs (every key), or the error that stopped the run.
+    pub result: Result<O, ChainError>,
+    /// What happened during the run, success or failure.
+    pub report: ExecutionReport,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every step finished and the output was produced.
+    Completed,
+    /// A step failed and the run stopped.
+    Failed,
+}
+
+/// Where a step got to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Its inputs never all arrived (the run stopped first).
+    Pending,
+    /// It was running when the run stopped (cancelled).
+    Running,
+    /// It produced its output.
+    Succeeded,
+    /// It failed (after its retries).
+    Failed,
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// Index in declaration order.
+    pub index: usize,
+    /// The step's name (its function).
+    pub name: &'static str,
+    /// The key it writes.
+    pub key: &'static str,
+    /// Where it got to.
+    pub status: StepStatus,
+    /// Attempts made (1 when it succeeded the first time).
+    pub attempts: u32,
+    /// When its last input arrived, from the start of the run.
+    pub ready_at: Option<Duration>,
+    /// When its first attempt started, from the start of the run.
+    pub started_at: Option<Duration>,
+    /// When it finished (or failed), from the start of the run.
+    pub finished_at: Option<Duration>,
+    /// Tokens used by its model calls, over all attempts.
+    pub usage: Usage,
+}
+
+impl StepRecord {
+    pub(crate) fn new(index: usize, name: &'static str, key: &'static str) -> Self {
+        Self {
+            index,
+            name,
+            key,
+            status: StepStatus::Pending,
+            attempts: 0,
+            ready_at: None,
+            started_at: None,
+            finished_at: None,
+            usage: Usage::default(),
+        }
+    }
+
+    /// Time from its first attempt's start to its end.
+    pub fn duration(&self) -> Option<Duration> {
+        Some(self.finished_at?.saturating_sub(self.started_at?))
+    }
+
+    /// Whether this step and `other` were running at the same moment.
+    pub fn overlaps(&self, other: &StepRecord) -> bool {
+        match (
+            self.started_at,
+            self.finished_at,
+            other.started_at,
+            other.finished_at,
+        ) {
+            (Some(a0), Some(a1), Some(b0), Some(b1)) => a0 < b1 && b0 < a1,
+            _ => false,
+        }
+    }
+}
+
+/// What a run did, returned with every run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionReport {
+    /// The run's id.
+    pub run_id: RunId,
+    /// The chain that ran.
+    pub chain: &'static str,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Wall time from start to end.
+    pub duration: Duration,
+    /// One record per step, in declaration order.
+    pub steps: Vec<StepRecord>,
+}
+
+impl ExecutionReport {
+    /// The record of the step with this name or key.
+    pub fn step(&self, name_or_key: &str) -> Option<&StepRecord> {
+        self.steps
+            .iter()
+            .find(|step| step.name == name_or_key || step.key == name_or_key)
+    }
+
+    /// Pairs of steps that ran at the same time, by name.
+    pub fn overlapping(&self) -> Vec<(&'static str, &'static str)> {
+        let mut pairs = Vec::new();
+        for (i, a) in self.steps.iter().enumerate() {
+            for b in &self.steps[i + 1..] {
+                if a.overlaps(b) {
+                    pairs.push((a.name, b.name));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Tokens used by the whole run.
+    pub fn usage(&self) -> Usage {
+        self.steps
+            .iter()
+            .fold(Usage::default(), |sum, step| sum + step.usage)
+    }
+
+    /// The sum of the step durations: what a one-step-at-a-time runner would take.
+    pub fn sequential_time(&self) -> Duration {
+        self.steps.iter().filter_map(StepRecord::duration).sum()
+    }
+}
+
+impl fmt::Display for ExecutionReport {
+    /// A compact table: one line per step with its window in the run.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "run {} of `{}`: {:?} in {:.1?}",
+            self.run_id, self.chain, self.status, self.duration
+        )?;
+        let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
+        for step in &self.steps {
+            let window = match (step.started_at, step.finished_at) {
+                (Some(start), Some(end)) => format!("{start:>8.1?} → {end:>8.1?}"),
+                (Some(start), None) => format!("{start:>8.1?} → (cancelled)"),
+                _ => "(not started)".to_owned(),
+            };
+            writeln!(
+                f,
+                "  #{:<2} {:<width$}  {:<9}  {window}  attempts {}  tokens {}",
+                step.index,
+                step.name,
+                format!("{:?}", step.status).to_lowercase(),
+                step.attempts,
+                step.usage.total(),
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! Typed value slots and the dataflow join that drives a run's steps.
+//!
+//! A run keeps one [`Slot`] per key. Every step of the run is an `async` block
+//! that waits for the slots it reads, runs, and fills the slot it writes; all of
+//! them are polled by one [`join_steps`] inside the run's own future. No task is
+//! spawned per step: dropping the run's future drops every step in flight, and
+//! values move between steps as typed Rust values, never as JSON.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+use crate::error::ChainError;
+
+/// One key's value in a run: empty until its step finishes, then set once.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Slot<T> {
+    cell: OnceLock<T>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Slot<T> {
+    /// An empty slot.
+    pub const fn new() -> Self {
+        Self {
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// A slot that already holds `value` (a chain input, a restored output).
+    pub fn filled(value: T) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(value);
+        Self { cell }
+    }
+
+    /// Stores the value; a second set is ignored (a step writes its key once).
+    pub fn set(&self, value: T) {
+        let _ = self.cell.set(value);
+    }
+
+    /// The value, if set.
+    pub fn get(&self) -> Option<&T> {
+        self.cell.get()
+    }
+
+    /// Waits until the slot is set.
+    ///
+    /// The returned future registers no waker: it is meant to be polled only by
+    /// [`join_steps`], which polls every pending step again whenever one of them
+    /// finished, and a slot is only ever set by a step finishing.
+    pub fn wait(&self) -> SlotWait<'_, T> {
+        SlotWait { slot: self }
+    }
+
+    /// The value, consuming the slot.
+    pub fn into_inner(self) -> Option<T> {
+        self.cell.into_inner()
+    }
+}
+
+/// Future of [`Slot::wait`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SlotWait<'a, T> {
+    slot: &'a Slot<T>,
+}
+
+impl<'a, T> Future for SlotWait<'a, T> {
+    type Output = &'a T;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<&'a T> {
+        match self.slot.cell.get() {
+            Some(value) => Poll::Ready(value),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// One step of a run, as the join sees it.
+#[doc(hidden)]
+pub type Branch<'a> = Pin<&'a mut (dyn Future<Output = Result<(), ChainError>> + Send + 'a)>;
+
+/// Polls all steps of a run until every one has finished or one has failed.
+///
+/// Each pass polls the unfinished steps in topological order, so a chain of
+/// steps that finish without waiting runs in a single pass. When a step finishes
+/// (its slot is now set) the join makes another pass, which is how waiting
+/// consumers learn that their input exists; otherwise it returns `Pending` and
+/// is woken by whatever the in-flight steps are waiting on (a model call, a
+/// timer). The first error ends the join; the caller then drops every other
+/// step, cancelling them.
+#[doc(hidden)]
+pub fn join_steps<const N: usize>(branches: [Branch<'_>; N]) -> JoinSteps<'_, N> {
+    JoinSteps {
+        branches,
+        done: [false; N],
+    }
+}
+
+/// Future of [`join_steps`].
+#[doc(hidden)]
+pub struct JoinSteps<'a, const N: usize> {
+    branches: [Branch<'a>; N],
+    done: [bool; N],
+}
+
+impl<const N: usize> std::fmt::Debug for JoinSteps<'_, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinSteps")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const N: usize> Future for JoinSteps<'_, N> {
+    type Output = Result<(), ChainError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            let mut progressed = false;
+            let mut pending = 0usize;
+            for (branch, done) in this.branches.iter_mut().zip(this.done.iter_mut()) {
+                if *done {
+                    continue;
+                }
+                match branch.as_mut().poll(cx) {
+                    Poll::Ready(Ok(())) => {
+                        *done = true;
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(error)) => {
+                        *done = true;
+                        return Poll::Ready(Err(error));
+                    }
+                    Poll::Pending => pending += 1,
+                }
+            }
+            if pending == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+    }
+}
