@@ -1,1 +1,30 @@
-//! placeholder
+//! Procedural macros of prompt-chain: `#[step]` and `#[chain]`.
+//!
+//! Use them through the `prompt-chain` crate. The entry points only hand the
+//! tokens to [`expand`], which runs the three stages: parsing builds a plain
+//! model of the chain (`ast`), analysis builds its graph and collects every
+//! error (`graph`, `valid`), expansion prints code (`expand`).
+
+mod ast;
+mod ctxt;
+mod expand;
+mod graph;
+mod parse;
+mod suggest;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Turns an `async fn` into a reusable step: a typed `Input` struct, its
+/// `Output` type and a `Step` implementation, in a module named after the function.
+#[proc_macro_attribute]
+pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::step(args.into(), item.into()).into()
+}
+
+/// Turns an `async fn` whose body is a list of `step!(...)` into a chain whose
+/// wiring the compiler checks.
+#[proc_macro_attribute]
+pub fn chain(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::chain(args.into(), item.into()).into()
+}

@@ -327,7 +327,12 @@ impl fmt::Display for ChainError {
                 root.inner.attempt,
                 root.inner.kind
             ),
-            _ => write!(f, "chain `{}` failed: {}", self.path().join(" › "), root.inner.kind),
+            _ => write!(
+                f,
+                "chain `{}` failed: {}",
+                self.path().join(" › "),
+                root.inner.kind
+            ),
         }
     }
 }

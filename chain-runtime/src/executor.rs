@@ -72,7 +72,12 @@ impl RunCx {
 
     /// Runs step `index` to completion: every attempt calls `call` with a fresh
     /// [`StepCx`]; the output must pass `validate` and the runtime's hooks.
-    pub async fn step<T, F, Fut, V>(&self, index: usize, mut call: F, validate: V) -> Result<T, ChainError>
+    pub async fn step<T, F, Fut, V>(
+        &self,
+        index: usize,
+        mut call: F,
+        validate: V,
+    ) -> Result<T, ChainError>
     where
         T: Serialize + Send + Sync + 'static,
         F: FnMut(StepCx) -> Fut,
@@ -93,7 +98,8 @@ impl RunCx {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.shared.record(index, |record| record.attempts = attempt);
+            self.shared
+                .record(index, |record| record.attempts = attempt);
             let cx = StepCx {
                 run: Arc::clone(&self.shared),
                 index,
@@ -140,7 +146,13 @@ impl RunCx {
         }
     }
 
-    fn check<T, V>(&self, def: &'static StepDef, attempt: u32, value: &T, validate: &V) -> Result<(), String>
+    fn check<T, V>(
+        &self,
+        def: &'static StepDef,
+        attempt: u32,
+        value: &T,
+        validate: &V,
+    ) -> Result<(), String>
     where
         T: Serialize + Send + Sync + 'static,
         V: Fn(&T) -> Result<(), String>,
@@ -197,8 +209,27 @@ impl RunCx {
         }
     }
 
+    /// Ends a run whose join succeeded but left a key without a value: a broken
+    /// invariant, reported as an internal error rather than a panic.
+    pub fn missing<O>(self, key: &'static str) -> Outcome<O> {
+        let error = ChainError::run_failed(
+            self.shared.chain.name,
+            FailureKind::Internal {
+                message: format!("key `{key}` has no value after every step finished"),
+            },
+        );
+        Outcome {
+            report: self.report(RunStatus::Failed),
+            result: Err(error),
+        }
+    }
+
     /// Ends a failed run, attaching every key that has a value to the error.
-    pub fn fail<O>(self, error: ChainError, keys: &[(&'static str, &dyn ContextValue)]) -> Outcome<O> {
+    pub fn fail<O>(
+        self,
+        error: ChainError,
+        keys: &[(&'static str, &dyn ContextValue)],
+    ) -> Outcome<O> {
         let mut completed = Map::new();
         for (key, value) in keys {
             if let Some(json) = value.context_json() {
@@ -217,14 +248,14 @@ where
     Fut: Future<Output = StepResult<T>>,
 {
     let mut future = pin!(future);
-    let guarded = poll_fn(|cx| {
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+    let guarded = poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(Poll::Ready(Ok(value))) => Poll::Ready(Ok(value)),
             Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(AttemptError::Step(error))),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(AttemptError::Panicked(panic_message(&*payload)))),
-        }
-    });
+        },
+    );
     match timeout {
         Some(after) => tokio::time::timeout(after, guarded)
             .await
@@ -253,8 +284,9 @@ pub trait ContextValue {
 impl<T: Serialize> ContextValue for Slot<T> {
     fn context_json(&self) -> Option<Value> {
         let value = self.get()?;
-        Some(serde_json::to_value(value).unwrap_or_else(|error| {
-            Value::String(format!("(not serializable: {error})"))
-        }))
+        Some(
+            serde_json::to_value(value)
+                .unwrap_or_else(|error| Value::String(format!("(not serializable: {error})"))),
+        )
     }
 }

@@ -24,7 +24,9 @@ impl RunId {
             nanos ^ (u64::from(std::process::id()) << 32)
         });
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Self(splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15))))
+        Self(splitmix64(
+            seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        ))
     }
 
     /// The id as a number.

@@ -25,8 +25,8 @@ pub use definition::{ChainDef, StepDef, StepOptions};
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
 pub use ids::RunId;
 pub use llm::{
-    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError, Message,
-    Role, ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
+    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError, Message, Role,
+    ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
 };
 pub use report::{ExecutionReport, Outcome, RunStatus, StepRecord, StepStatus};
 pub use runtime::{Runtime, RuntimeBuilder};

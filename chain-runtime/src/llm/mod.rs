@@ -30,7 +30,10 @@ pub trait LanguageModel: Send + Sync + std::fmt::Debug + 'static {
     fn name(&self) -> &str;
 
     /// Sends one request and returns the completion.
-    fn complete<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<Completion, LlmError>>;
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, LlmError>>;
 }
 
 #[cfg(test)]
@@ -282,7 +285,10 @@ impl<'a> Llm<'a> {
     ///
     /// Code fences and prose around the JSON are tolerated; a reply that still
     /// does not parse is an [`LlmError::Parse`] carrying the raw reply.
-    pub async fn json<T: DeserializeOwned>(&self, prompt: impl Into<String>) -> Result<T, LlmError> {
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        prompt: impl Into<String>,
+    ) -> Result<T, LlmError> {
         let text = self.text(prompt).await?;
         parse_reply(&text)
     }

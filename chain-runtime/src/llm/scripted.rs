@@ -274,7 +274,10 @@ impl LanguageModel for ScriptedModel {
         &self.name
     }
 
-    fn complete<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<Completion, LlmError>> {
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, LlmError>> {
         self.log
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

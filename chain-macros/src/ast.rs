@@ -1,0 +1,80 @@
+//! The plain model of a step function and of a chain, with the user's spans.
+
+use proc_macro2::Span;
+use syn::{Attribute, Ident, Path, Type, Visibility};
+
+/// A `#[step] async fn`.
+pub(crate) struct StepFn {
+    /// The function, untouched: it is emitted as written.
+    pub(crate) item: syn::ItemFn,
+    /// Its parameters after the `&StepCx`.
+    pub(crate) params: Vec<Param>,
+    /// `T` in `-> StepResult<T>`.
+    pub(crate) output: Type,
+}
+
+/// One parameter of a step function.
+pub(crate) struct Param {
+    pub(crate) name: Ident,
+    /// The type as written (`&str`, `Changes`).
+    pub(crate) ty: Type,
+    /// Whether it is a shared reference, fed from an owned input field.
+    pub(crate) by_ref: bool,
+}
+
+/// A `#[chain] async fn`.
+pub(crate) struct Chain {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) name: Ident,
+    /// The chain's inputs: its parameters.
+    pub(crate) inputs: Vec<Input>,
+    /// The return type.
+    pub(crate) ret: Type,
+    pub(crate) steps: Vec<StepDecl>,
+    /// The trailing key: what the chain returns.
+    pub(crate) output: Option<Ident>,
+    /// Span of the body's closing brace, where a missing output is reported.
+    pub(crate) body_end: Span,
+}
+
+/// One chain input.
+pub(crate) struct Input {
+    pub(crate) key: Ident,
+    pub(crate) ty: Type,
+}
+
+/// One `step!(key = function(args...), options...)`.
+pub(crate) struct StepDecl {
+    /// The key the output is stored under.
+    pub(crate) key: Ident,
+    /// `key: Type`, required for functions without `#[step]`.
+    pub(crate) ty: Option<Type>,
+    /// The function called.
+    pub(crate) callee: Path,
+    /// The keys passed, in order.
+    pub(crate) args: Vec<Ident>,
+    pub(crate) options: StepOptions,
+}
+
+/// The options of one step, as written.
+#[derive(Default)]
+pub(crate) struct StepOptions {
+    /// `validate = path`.
+    pub(crate) validate: Option<Path>,
+    /// `retry = N`.
+    pub(crate) retry: Option<u32>,
+    /// `timeout = 30s`, in milliseconds.
+    pub(crate) timeout_ms: Option<u64>,
+}
+
+impl StepDecl {
+    /// The step's name: its function's last path segment.
+    pub(crate) fn name(&self) -> String {
+        self.callee
+            .segments
+            .last()
+            .map(|segment| segment.ident.to_string())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,433 @@
+//! Syntax: from the user's tokens to the model in [`crate::ast`].
+
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{
+    Block, Expr, ExprLit, FnArg, GenericArgument, Ident, ItemFn, Lit, Macro, Pat, Path,
+    PathArguments, ReturnType, Signature, Stmt, Token, Type, parenthesized, token,
+};
+
+use crate::ast::{Chain, Input, Param, StepDecl, StepFn, StepOptions};
+use crate::ctxt::Ctxt;
+use crate::suggest;
+
+/// The options `step!` accepts.
+const OPTIONS: [&str; 3] = ["validate", "retry", "timeout"];
+
+/// How a step is written, for messages.
+const STEP_FORM: &str = "`step!(key = function(input, ...))`";
+
+impl StepFn {
+    pub(crate) fn from_syn(cx: &mut Ctxt, item: ItemFn) -> Option<StepFn> {
+        let sig = &item.sig;
+        check_plain_async_fn(cx, sig, "#[step]");
+        let mut inputs = sig.inputs.iter();
+        match inputs.next() {
+            Some(FnArg::Typed(first)) if is_step_cx_ref(&first.ty) => {}
+            Some(other) => cx.error_spanned_by(
+                other,
+                "a step takes `cx: &StepCx` as its first parameter (use `_cx: &StepCx` if it needs none)",
+            ),
+            None => cx.error_spanned_by(
+                &sig.ident,
+                "a step takes `cx: &StepCx` as its first parameter (use `_cx: &StepCx` if it needs none)",
+            ),
+        }
+        let mut params = Vec::new();
+        for arg in inputs {
+            let FnArg::Typed(typed) = arg else {
+                cx.error_spanned_by(arg, "a step is a free function; `self` is not allowed");
+                continue;
+            };
+            let Some(name) = pat_ident(&typed.pat) else {
+                cx.error_spanned_by(&typed.pat, "a step parameter is written `name: Type`");
+                continue;
+            };
+            let (ty, by_ref) = match &*typed.ty {
+                Type::Reference(reference) if reference.mutability.is_some() => {
+                    cx.error_spanned_by(
+                        reference,
+                        "a step cannot take `&mut`: keys are shared between steps; take `&T` or an owned `T`",
+                    );
+                    continue;
+                }
+                Type::Reference(_) => ((*typed.ty).clone(), true),
+                Type::ImplTrait(_) => {
+                    cx.error_spanned_by(
+                        &typed.ty,
+                        "a step parameter needs a concrete type, not `impl Trait`",
+                    );
+                    continue;
+                }
+                other => (other.clone(), false),
+            };
+            params.push(Param { name, ty, by_ref });
+        }
+        let output = match step_output_type(&sig.output) {
+            Some(ty) => ty,
+            None => {
+                let message =
+                    "a step returns `StepResult<T>` (or `Result<T, E>`), the value it produces";
+                match &sig.output {
+                    ReturnType::Default => cx.error_spanned_by(&sig.ident, message),
+                    ReturnType::Type(_, ty) => cx.error_spanned_by(ty, message),
+                }
+                return None;
+            }
+        };
+        Some(StepFn {
+            item,
+            params,
+            output,
+        })
+    }
+}
+
+impl Chain {
+    pub(crate) fn from_syn(cx: &mut Ctxt, item: ItemFn) -> Option<Chain> {
+        let ItemFn {
+            attrs,
+            vis,
+            sig,
+            block,
+        } = item;
+        check_plain_async_fn(cx, &sig, "#[chain]");
+        let mut inputs = Vec::new();
+        for arg in &sig.inputs {
+            let FnArg::Typed(typed) = arg else {
+                cx.error_spanned_by(arg, "a chain is a free function; `self` is not allowed");
+                continue;
+            };
+            let Some(key) = pat_ident(&typed.pat) else {
+                cx.error_spanned_by(&typed.pat, "a chain input is written `name: Type`");
+                continue;
+            };
+            if let Type::Reference(reference) = &*typed.ty {
+                cx.error_spanned_by(
+                    reference,
+                    "a chain input is an owned value (runs are logged and checkpointed); take `String` rather than `&str`, `T` rather than `&T`",
+                );
+                continue;
+            }
+            inputs.push(Input {
+                key,
+                ty: (*typed.ty).clone(),
+            });
+        }
+        let ret = match &sig.output {
+            ReturnType::Type(_, ty) => (**ty).clone(),
+            ReturnType::Default => {
+                cx.error_spanned_by(
+                    &sig.ident,
+                    format!(
+                        "chain `{}` needs a return type: the type of the key it returns (`-> Review`)",
+                        sig.ident
+                    ),
+                );
+                return None;
+            }
+        };
+        let (steps, output) = parse_body(cx, &block, &sig.ident);
+        Some(Chain {
+            attrs,
+            vis,
+            name: sig.ident,
+            inputs,
+            ret,
+            steps,
+            output,
+            body_end: block.brace_token.span.close(),
+        })
+    }
+}
+
+fn check_plain_async_fn(cx: &mut Ctxt, sig: &Signature, attr: &str) {
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(sig.fn_token, format!("`{attr}` goes on an `async fn`"));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        cx.error_spanned_by(
+            &sig.generics,
+            format!("`{attr}` functions cannot be generic"),
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, format!("`{attr}` functions cannot be variadic"));
+    }
+}
+
+fn pat_ident(pat: &Pat) -> Option<Ident> {
+    match pat {
+        Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => Some(pat.ident.clone()),
+        _ => None,
+    }
+}
+
+fn is_step_cx_ref(ty: &Type) -> bool {
+    let Type::Reference(reference) = ty else {
+        return false;
+    };
+    if reference.mutability.is_some() {
+        return false;
+    }
+    matches!(&*reference.elem, Type::Path(path)
+        if path.qself.is_none()
+            && path.path.segments.last().is_some_and(|s| s.ident == "StepCx"))
+}
+
+/// `T` from `StepResult<T>` or `Result<T, E>`.
+fn step_output_type(output: &ReturnType) -> Option<Type> {
+    let ReturnType::Type(_, ty) = output else {
+        return None;
+    };
+    let Type::Path(path) = &**ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "StepResult" && last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        GenericArgument::Type(ty) => Some(ty.clone()),
+        _ => None,
+    }
+}
+
+/// The body of a chain: `step!(...)` statements, then the key it returns.
+fn parse_body(cx: &mut Ctxt, block: &Block, chain: &Ident) -> (Vec<StepDecl>, Option<Ident>) {
+    let mut steps = Vec::new();
+    let mut output = None;
+    let count = block.stmts.len();
+    for (i, stmt) in block.stmts.iter().enumerate() {
+        let is_last = i + 1 == count;
+        match stmt {
+            Stmt::Macro(stmt) if is_step_macro(&stmt.mac) => {
+                if let Some(step) = parse_step(cx, &stmt.mac) {
+                    steps.push(step);
+                }
+            }
+            Stmt::Expr(Expr::Macro(expr), _) if is_step_macro(&expr.mac) => {
+                if let Some(step) = parse_step(cx, &expr.mac) {
+                    steps.push(step);
+                }
+            }
+            Stmt::Expr(Expr::Path(path), None)
+                if is_last && path.qself.is_none() && path.path.get_ident().is_some() =>
+            {
+                output = path.path.get_ident().cloned();
+            }
+            Stmt::Expr(expr, None) if is_last => cx.error_spanned_by(
+                expr,
+                format!("chain `{chain}` ends with the key it returns, a plain name such as `final_review`"),
+            ),
+            other => cx.error_spanned_by(
+                other,
+                format!(
+                    "a chain body holds only {STEP_FORM} statements, then the key it returns; move other code into a step"
+                ),
+            ),
+        }
+    }
+    (steps, output)
+}
+
+fn is_step_macro(mac: &Macro) -> bool {
+    mac.path.segments.last().is_some_and(|s| s.ident == "step")
+}
+
+/// `step!` as written, before its options are interpreted.
+struct RawStep {
+    key: Ident,
+    ty: Option<Type>,
+    callee: Path,
+    args: Punctuated<Expr, Token![,]>,
+    options: Vec<(Ident, Expr)>,
+}
+
+impl Parse for RawStep {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let key: Ident = input.parse().map_err(|e| {
+            syn::Error::new(e.span(), format!("expected the output key: {STEP_FORM}"))
+        })?;
+        let ty = if input.peek(Token![:]) {
+            input.parse::<Token![:]>()?;
+            Some(input.parse::<Type>()?)
+        } else {
+            None
+        };
+        input.parse::<Token![=]>().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected `=` after the key `{key}`: {STEP_FORM}"),
+            )
+        })?;
+        let callee = Path::parse_mod_style(input).map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected the step function to call: {STEP_FORM}"),
+            )
+        })?;
+        if !input.peek(token::Paren) {
+            return Err(syn::Error::new(
+                input.span(),
+                format!(
+                    "expected `(` after `{}`: a step calls its function with keys, {STEP_FORM}",
+                    quote::ToTokens::to_token_stream(&callee)
+                        .to_string()
+                        .replace(' ', "")
+                ),
+            ));
+        }
+        let content;
+        parenthesized!(content in input);
+        let args = Punctuated::parse_terminated(&content)?;
+        let mut options = Vec::new();
+        while !input.is_empty() {
+            input.parse::<Token![,]>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected `,` before the next option: `step!(key = f(x), retry = 3)`",
+                )
+            })?;
+            if input.is_empty() {
+                break;
+            }
+            let name: Ident = input.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected an option: `validate = path`, `retry = N` or `timeout = 30s`",
+                )
+            })?;
+            input.parse::<Token![=]>().map_err(|e| {
+                syn::Error::new(e.span(), format!("expected `=` after the option `{name}`"))
+            })?;
+            let value: Expr = input.parse()?;
+            options.push((name, value));
+        }
+        Ok(RawStep {
+            key,
+            ty,
+            callee,
+            args,
+            options,
+        })
+    }
+}
+
+fn parse_step(cx: &mut Ctxt, mac: &Macro) -> Option<StepDecl> {
+    if mac.tokens.is_empty() {
+        cx.error_spanned_by(mac, format!("an empty step: write {STEP_FORM}"));
+        return None;
+    }
+    let raw: RawStep = match mac.parse_body() {
+        Ok(raw) => raw,
+        Err(error) => {
+            cx.syn_error(error);
+            return None;
+        }
+    };
+    let mut args = Vec::new();
+    for arg in &raw.args {
+        match arg {
+            Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
+                args.extend(path.path.get_ident().cloned());
+            }
+            other => cx.error_spanned_by(
+                other,
+                "a step's inputs are keys (a chain input or another step's output), not expressions; compute the value in a step",
+            ),
+        }
+    }
+    let options = parse_options(cx, raw.options);
+    Some(StepDecl {
+        key: raw.key,
+        ty: raw.ty,
+        callee: raw.callee,
+        args,
+        options,
+    })
+}
+
+fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptions {
+    let mut options = StepOptions::default();
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in raw {
+        let label = name.to_string();
+        if seen.contains(&label) {
+            cx.error_spanned_by(&name, format!("option `{label}` is given twice"));
+            continue;
+        }
+        seen.push(label.clone());
+        match label.as_str() {
+            "validate" => match value {
+                Expr::Path(path) if path.qself.is_none() => options.validate = Some(path.path),
+                other => cx.error_spanned_by(
+                    other,
+                    "`validate` takes the path of a function `fn(&T) -> Result<(), E>`, such as `validate = has_files`",
+                ),
+            },
+            "retry" => match int_literal(&value) {
+                Some((lit, "")) => match lit.base10_parse::<u32>() {
+                    Ok(n) => options.retry = Some(n),
+                    Err(error) => cx.syn_error(error),
+                },
+                _ => cx.error_spanned_by(
+                    value,
+                    "`retry` takes the number of retries after a failed attempt, such as `retry = 3`",
+                ),
+            },
+            "timeout" => match int_literal(&value).and_then(|(lit, unit)| duration_ms(lit, unit)) {
+                Some(Ok(ms)) => options.timeout_ms = Some(ms),
+                Some(Err(error)) => cx.syn_error(error),
+                None => cx.error_spanned_by(
+                    value,
+                    "`timeout` takes a duration with its unit: `500ms`, `30s`, `2m` or `1h`",
+                ),
+            },
+            _ => {
+                let hint = match suggest::closest(&label, OPTIONS) {
+                    Some(near) => format!("did you mean `{near}`? "),
+                    None => String::new(),
+                };
+                cx.error_spanned_by(
+                    &name,
+                    format!(
+                        "unknown step option `{label}`; {hint}the options are {}",
+                        suggest::list(OPTIONS)
+                    ),
+                );
+            }
+        }
+    }
+    options
+}
+
+fn int_literal(expr: &Expr) -> Option<(&syn::LitInt, &str)> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => Some((lit, lit.suffix())),
+        _ => None,
+    }
+}
+
+fn duration_ms(lit: &syn::LitInt, unit: &str) -> Option<syn::Result<u64>> {
+    let factor: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    Some(lit.base10_parse::<u64>().and_then(|n| {
+        n.checked_mul(factor).filter(|ms| *ms > 0).ok_or_else(|| {
+            syn::Error::new(
+                lit.span(),
+                "a timeout must be positive and fit in 64 bits of milliseconds",
+            )
+        })
+    }))
+}
