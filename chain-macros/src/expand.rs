@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Ident, ItemFn, Path, PathArguments, PathSegment, Type};
+use syn::{Ident, ItemFn, Path, PathArguments, PathSegment, Type, Visibility};
 
 use crate::ast::{Chain, StepDecl, StepFn};
 use crate::ctxt::Ctxt;
@@ -48,11 +48,12 @@ fn expand_step(step: &StepFn) -> TokenStream {
     let vis = &item.vis;
     let name = &item.sig.ident;
     let name_str = name.unraw().to_string();
+    let item_vis = child_vis(vis);
     let fields = step.params.iter().map(|param| {
         let field = &param.name;
         let ty = child_type(&owned_type(&param.ty));
         let doc = format!("Parameter `{}` of step `{name_str}`.", field.unraw());
-        quote!(#[doc = #doc] pub #field: #ty)
+        quote!(#[doc = #doc] #item_vis #field: #ty)
     });
     let pass = step.params.iter().map(|param| {
         let field = &param.name;
@@ -83,16 +84,16 @@ fn expand_step(step: &StepFn) -> TokenStream {
             #[doc = #input_doc]
             #[derive(::core::fmt::Debug, ::prompt_chain::__private::serde::Serialize, ::prompt_chain::__private::serde::Deserialize)]
             #[serde(crate = "::prompt_chain::__private::serde")]
-            pub struct Input {
+            #item_vis struct Input {
                 #(#fields,)*
             }
 
             #[doc = #output_doc]
-            pub type Output = #output;
+            #item_vis type Output = #output;
 
             #[doc = #step_doc]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::default::Default)]
-            pub struct Step;
+            #item_vis struct Step;
 
             impl ::prompt_chain::Step for Step {
                 type Input = Input;
@@ -108,7 +109,7 @@ fn expand_step(step: &StepFn) -> TokenStream {
             }
 
             #[doc = #call_doc]
-            pub async fn call(
+            #item_vis async fn call(
                 cx: &::prompt_chain::StepCx,
                 input: Input,
             ) -> ::prompt_chain::StepResult<Output> {
@@ -161,6 +162,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
         ..
     } = chain;
     let name_str = name.unraw().to_string();
+    let item_vis = child_vis(vis);
     let input_keys: Vec<&Ident> = inputs.iter().map(|input| &input.key).collect();
     let input_tys: Vec<&Type> = inputs.iter().map(|input| &input.ty).collect();
     let cx_name = if input_keys.iter().any(|key| *key == "cx") {
@@ -175,7 +177,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             let key = &input.key;
             let ty = child_type(&input.ty);
             let doc = format!("Input `{}` of chain `{name_str}`.", key.unraw());
-            quote!(#[doc = #doc] pub #key: #ty)
+            quote!(#[doc = #doc] #item_vis #key: #ty)
         })
         .collect();
     let ret_child = child_type(ret);
@@ -191,7 +193,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                     step.name(),
                     key.unraw()
                 );
-                quote!(#[doc = #doc] pub #key: #ty)
+                quote!(#[doc = #doc] #item_vis #key: #ty)
             })
             .collect(),
         None => Vec::new(),
@@ -237,24 +239,24 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             #[doc = #input_doc]
             #[derive(::core::fmt::Debug, ::prompt_chain::__private::serde::Serialize, ::prompt_chain::__private::serde::Deserialize)]
             #[serde(crate = "::prompt_chain::__private::serde")]
-            pub struct Input {
+            #item_vis struct Input {
                 #(#input_fields,)*
             }
 
             #[doc = #output_doc]
             #[derive(::core::fmt::Debug, ::prompt_chain::__private::serde::Serialize, ::prompt_chain::__private::serde::Deserialize)]
             #[serde(crate = "::prompt_chain::__private::serde")]
-            pub struct Output {
+            #item_vis struct Output {
                 #(#input_fields,)*
                 #(#step_fields,)*
             }
 
             #[doc = #return_doc]
-            pub type Return = #ret_child;
+            #item_vis type Return = #ret_child;
 
             #[doc = #step_doc]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::default::Default)]
-            pub struct Step;
+            #item_vis struct Step;
 
             impl ::prompt_chain::Step for Step {
                 type Input = Input;
@@ -270,12 +272,12 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             }
 
             /// The chain's declaration as data: inputs, steps, options, output.
-            pub fn definition() -> &'static ::prompt_chain::ChainDef {
+            #item_vis fn definition() -> &'static ::prompt_chain::ChainDef {
                 &__CHAIN_DEF
             }
 
             /// Runs the chain and returns its output.
-            pub async fn run(
+            #item_vis async fn run(
                 runtime: &::prompt_chain::Runtime,
                 input: Input,
             ) -> ::core::result::Result<Return, ::prompt_chain::ChainError> {
@@ -284,7 +286,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             }
 
             /// Runs the chain and returns every key it computed, with the run's report.
-            pub async fn execute(
+            #item_vis async fn execute(
                 runtime: &::prompt_chain::Runtime,
                 input: Input,
             ) -> ::prompt_chain::Outcome<Output> {
@@ -292,7 +294,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             }
 
             #[doc(hidden)]
-            pub async fn __run_as_step(
+            #item_vis async fn __run_as_step(
                 cx: &::prompt_chain::StepCx,
                 input: Input,
             ) -> ::prompt_chain::StepResult<Return> {
@@ -305,7 +307,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             #definition
 
             #[doc(hidden)]
-            pub async fn __execute(
+            #item_vis async fn __execute(
                 __chain_runtime: &::prompt_chain::Runtime,
                 __chain_parent: ::core::option::Option<&::prompt_chain::StepCx>,
                 __chain_input: Input,
@@ -582,26 +584,47 @@ impl VisitMut for ChildPaths {
     fn visit_path_mut(&mut self, path: &mut Path) {
         let top_callee = std::mem::replace(&mut self.callee, false);
         let single = path.segments.len() == 1;
-        if path.leading_colon.is_none() {
-            if let Some(first) = path.segments.first_mut() {
-                let name = first.ident.to_string();
-                if name == "self" {
-                    first.ident = Ident::new("super", first.ident.span());
-                } else if name == "super"
-                    || GENERATED_NAMES.contains(&name.as_str())
-                    || (top_callee && single)
-                {
-                    let span = first.ident.span();
-                    path.segments.insert(
-                        0,
-                        PathSegment {
-                            ident: Ident::new("super", span),
-                            arguments: PathArguments::None,
-                        },
-                    );
-                }
+        if let (None, Some(first)) = (path.leading_colon, path.segments.first_mut()) {
+            let name = first.ident.to_string();
+            if name == "self" {
+                first.ident = Ident::new("super", first.ident.span());
+            } else if name == "super"
+                || GENERATED_NAMES.contains(&name.as_str())
+                || (top_callee && single)
+            {
+                let span = first.ident.span();
+                path.segments.insert(
+                    0,
+                    PathSegment {
+                        ident: Ident::new("super", span),
+                        arguments: PathArguments::None,
+                    },
+                );
             }
         }
         visit_mut::visit_path_mut(self, path);
+    }
+}
+
+/// The visibility, inside the generated child module, that matches `vis` on
+/// the function: items are exactly as visible as the function they describe
+/// (a private function's `Input` is visible in the function's own module).
+fn child_vis(vis: &Visibility) -> TokenStream {
+    match vis {
+        Visibility::Public(_) => quote!(pub),
+        Visibility::Inherited => quote!(pub(super)),
+        Visibility::Restricted(restricted) => {
+            let path = &restricted.path;
+            let first = path.segments.first().map(|s| s.ident.to_string());
+            match first.as_deref() {
+                Some("crate") => quote!(pub(in #path)),
+                Some("self") if path.segments.len() == 1 => quote!(pub(super)),
+                _ => {
+                    let mut path = (**path).clone();
+                    ChildPaths { callee: false }.visit_path_mut(&mut path);
+                    quote!(pub(in #path))
+                }
+            }
+        }
     }
 }

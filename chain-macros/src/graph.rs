@@ -47,10 +47,10 @@ impl Graph {
                 let mut deps = Vec::new();
                 for arg in &step.args {
                     let key = arg.to_string();
-                    if let Some(Producer::Step(j)) = producers.get(&key) {
-                        if !deps.contains(j) {
-                            deps.push(*j);
-                        }
+                    if let Some(Producer::Step(j)) = producers.get(&key)
+                        && !deps.contains(j)
+                    {
+                        deps.push(*j);
                     }
                     consumed.insert(key);
                 }
@@ -82,10 +82,7 @@ impl Graph {
             let mut path = vec![start];
             let mut position: HashMap<usize, usize> = HashMap::from([(start, 0)]);
             let mut current = start;
-            loop {
-                let Some(&next) = self.deps[current].iter().find(|d| !sorted.contains(d)) else {
-                    break;
-                };
+            while let Some(&next) = self.deps[current].iter().find(|d| !sorted.contains(d)) {
                 if reported[next] {
                     break;
                 }

@@ -95,10 +95,8 @@ fn check_inputs_exist(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
             if graph.producers.contains_key(&key) {
                 continue;
             }
-            let candidates = known
-                .iter()
-                .map(String::as_str)
-                .filter(|k| *k != step.key.to_string());
+            let own = step.key.to_string();
+            let candidates = known.iter().map(String::as_str).filter(|k| *k != own);
             let hint = match suggest::closest(&key, candidates.clone()) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None => format!("available keys: {}", suggest::list(candidates)),
