@@ -36,6 +36,10 @@ pub(crate) struct Chain {
     pub(crate) output: Option<Ident>,
     /// Span of the body's closing brace, where a missing output is reported.
     pub(crate) body_end: Span,
+    /// Some input or statement could not be understood (and was reported), so
+    /// keys may be missing from the model: checks that a key exists are skipped
+    /// rather than reporting the same mistake twice.
+    pub(crate) incomplete: bool,
 }
 
 /// One chain input.

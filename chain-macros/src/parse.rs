@@ -92,14 +92,17 @@ impl Chain {
             block,
         } = item;
         check_plain_async_fn(cx, &sig, "#[chain]");
+        let mut incomplete = false;
         let mut inputs = Vec::new();
         for arg in &sig.inputs {
             let FnArg::Typed(typed) = arg else {
                 cx.error_spanned_by(arg, "a chain is a free function; `self` is not allowed");
+                incomplete = true;
                 continue;
             };
             let Some(key) = pat_ident(&typed.pat) else {
                 cx.error_spanned_by(&typed.pat, "a chain input is written `name: Type`");
+                incomplete = true;
                 continue;
             };
             if let Type::Reference(reference) = &*typed.ty {
@@ -107,6 +110,7 @@ impl Chain {
                     reference,
                     "a chain input is an owned value (runs are logged and checkpointed); take `String` rather than `&str`, `T` rather than `&T`",
                 );
+                incomplete = true;
                 continue;
             }
             inputs.push(Input {
@@ -127,7 +131,7 @@ impl Chain {
                 return None;
             }
         };
-        let (steps, output) = parse_body(cx, &block, &sig.ident);
+        let (steps, output, body_complete) = parse_body(cx, &block, &sig.ident);
         Some(Chain {
             attrs,
             vis,
@@ -137,6 +141,7 @@ impl Chain {
             steps,
             output,
             body_end: block.brace_token.span.close(),
+            incomplete: incomplete || !body_complete,
         })
     }
 }
@@ -197,21 +202,23 @@ fn step_output_type(output: &ReturnType) -> Option<Type> {
 }
 
 /// The body of a chain: `step!(...)` statements, then the key it returns.
-fn parse_body(cx: &mut Ctxt, block: &Block, chain: &Ident) -> (Vec<StepDecl>, Option<Ident>) {
+/// The flag is false when some statement could not be understood.
+fn parse_body(cx: &mut Ctxt, block: &Block, chain: &Ident) -> (Vec<StepDecl>, Option<Ident>, bool) {
     let mut steps = Vec::new();
     let mut output = None;
+    let mut complete = true;
     let count = block.stmts.len();
     for (i, stmt) in block.stmts.iter().enumerate() {
         let is_last = i + 1 == count;
         match stmt {
-            Stmt::Macro(stmt) if is_step_macro(&stmt.mac) => {
-                if let Some(step) = parse_step(cx, &stmt.mac) {
-                    steps.push(step);
-                }
-            }
+            Stmt::Macro(stmt) if is_step_macro(&stmt.mac) => match parse_step(cx, &stmt.mac) {
+                Some(step) => steps.push(step),
+                None => complete = false,
+            },
             Stmt::Expr(Expr::Macro(expr), _) if is_step_macro(&expr.mac) => {
-                if let Some(step) = parse_step(cx, &expr.mac) {
-                    steps.push(step);
+                match parse_step(cx, &expr.mac) {
+                    Some(step) => steps.push(step),
+                    None => complete = false,
                 }
             }
             Stmt::Expr(Expr::Path(path), None)
@@ -219,19 +226,25 @@ fn parse_body(cx: &mut Ctxt, block: &Block, chain: &Ident) -> (Vec<StepDecl>, Op
             {
                 output = path.path.get_ident().cloned();
             }
-            Stmt::Expr(expr, None) if is_last => cx.error_spanned_by(
-                expr,
-                format!("chain `{chain}` ends with the key it returns, a plain name such as `final_review`"),
-            ),
-            other => cx.error_spanned_by(
-                other,
-                format!(
-                    "a chain body holds only {STEP_FORM} statements, then the key it returns; move other code into a step"
-                ),
-            ),
+            Stmt::Expr(expr, None) if is_last => {
+                complete = false;
+                cx.error_spanned_by(
+                    expr,
+                    format!("chain `{chain}` ends with the key it returns, a plain name such as `final_review`"),
+                );
+            }
+            other => {
+                complete = false;
+                cx.error_spanned_by(
+                    other,
+                    format!(
+                        "a chain body holds only {STEP_FORM} statements, then the key it returns; move other code into a step"
+                    ),
+                );
+            }
         }
     }
-    (steps, output)
+    (steps, output, complete)
 }
 
 fn is_step_macro(mac: &Macro) -> bool {
@@ -335,6 +348,10 @@ fn parse_step(cx: &mut Ctxt, mac: &Macro) -> Option<StepDecl> {
             Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
                 args.extend(path.path.get_ident().cloned());
             }
+            Expr::Reference(reference) if matches!(&*reference.expr, Expr::Path(_)) => cx.error_spanned_by(
+                reference,
+                "a step's inputs are passed by name, without `&`: whether the step borrows or clones a key is decided by its parameter's type (`&T` borrows, `T` clones)",
+            ),
             other => cx.error_spanned_by(
                 other,
                 "a step's inputs are keys (a chain input or another step's output), not expressions; compute the value in a step",
@@ -388,7 +405,7 @@ fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptions {
                 ),
             },
             _ => {
-                let hint = match suggest::closest(&label, OPTIONS) {
+                let hint = match suggest::option_alias(&label).or_else(|| suggest::closest(&label, OPTIONS)) {
                     Some(near) => format!("did you mean `{near}`? "),
                     None => String::new(),
                 };

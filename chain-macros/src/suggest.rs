@@ -34,11 +34,23 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// The option meant by a name other libraries use for it (`retries`, `max_retries`, ...).
+pub(crate) fn option_alias(word: &str) -> Option<&'static str> {
+    match word {
+        "retries" | "max_retries" | "retry_count" | "attempts" | "max_attempts" | "retrys" => {
+            Some("retry")
+        }
+        "validator" | "validation" | "check" | "validate_with" | "validates" => Some("validate"),
+        "timeout_ms" | "timeout_secs" | "deadline" | "time_limit" | "timeouts" => Some("timeout"),
+        _ => None,
+    }
+}
+
 /// `a`, `b` and `c` — a list of keys in backticks for messages.
 pub(crate) fn list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     let items: Vec<String> = items.into_iter().map(|item| format!("`{item}`")).collect();
     match items.len() {
-        0 => "nothing".to_owned(),
+        0 => "none".to_owned(),
         1 => items[0].clone(),
         n => format!("{} and {}", items[..n - 1].join(", "), items[n - 1]),
     }

@@ -1,0 +1,12 @@
+//! Compile-time checks: every mistake the macros catch has a case in
+//! `tests/ui/<topic>/`, with the exact error a user sees in its `.stderr`.
+//! Accepted forms live in `tests/ui/pass/` and are compiled and run.
+
+#[test]
+fn ui() {
+    let cases = trybuild::TestCases::new();
+    cases.pass("tests/ui/pass/*.rs");
+    cases.compile_fail("tests/ui/wiring/*.rs");
+    cases.compile_fail("tests/ui/syntax/*.rs");
+    cases.compile_fail("tests/ui/step/*.rs");
+}

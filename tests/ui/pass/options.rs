@@ -1,0 +1,40 @@
+// Every option form: validate (plain and generic error type), retry, timeout
+// in each unit, several options and a trailing comma.
+use prompt_chain::prelude::*;
+
+#[step]
+async fn analyze(_cx: &StepCx, text: &str) -> StepResult<String> {
+    Ok(text.to_owned())
+}
+
+fn not_empty(text: &String) -> Result<(), String> {
+    if text.is_empty() { Err("empty".into()) } else { Ok(()) }
+}
+
+mod checks {
+    pub fn short(text: &String) -> Result<(), &'static str> {
+        if text.len() < 100 { Ok(()) } else { Err("too long") }
+    }
+}
+
+#[chain]
+async fn review(text: String) -> String {
+    step!(a = analyze(text), validate = not_empty);
+    step!(b = analyze(a), validate = checks::short, retry = 3);
+    step!(c = analyze(b), timeout = 500ms);
+    step!(d = analyze(c), timeout = 30s, retry = 0,);
+    step!(e = analyze(d), timeout = 2m, validate = self::not_empty);
+    step!(f = analyze(e), timeout = 1h);
+    f
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let out = review::run(&Runtime::default(), review::Input { text: "t".into() }).await.unwrap();
+    assert_eq!(out, "t");
+    let def = review::definition();
+    assert_eq!(def.steps[1].options.retries, Some(3));
+    assert_eq!(def.steps[2].options.timeout, Some(std::time::Duration::from_millis(500)));
+    assert_eq!(def.steps[4].options.timeout, Some(std::time::Duration::from_secs(120)));
+    assert!(def.steps[0].options.validated);
+}
