@@ -17,6 +17,19 @@ use crate::valid;
 /// are pointed at the parent module so they keep their meaning.
 const GENERATED_NAMES: [&str; 4] = ["Input", "Output", "Return", "Step"];
 
+/// Functions the generated modules define; a step function with one of these
+/// names is called through `super::` so the module's own item does not shadow it.
+const GENERATED_FNS: [&str; 8] = [
+    "run",
+    "execute",
+    "definition",
+    "call",
+    "__execute",
+    "__run_as_step",
+    "__chain_return",
+    "__chain_unused_keys",
+];
+
 /// `#[step]`.
 pub(crate) fn step(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
@@ -78,7 +91,7 @@ fn expand_step(step: &StepFn) -> TokenStream {
         #item
 
         #[doc = #mod_doc]
-        #[allow(non_snake_case, unused_imports, clippy::all, clippy::pedantic)]
+        #[allow(non_snake_case, unused_imports)]
         #vis mod #name {
             use super::*;
 
@@ -241,7 +254,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
         }
 
         #[doc = #mod_doc]
-        #[allow(non_snake_case, unused_imports, clippy::all, clippy::pedantic)]
+        #[allow(non_snake_case, unused_imports)]
         #vis mod #name {
             use super::*;
 
@@ -584,7 +597,7 @@ fn child_type(ty: &Type) -> Type {
 }
 
 /// A function path as seen from the child module: like [`child_type`], and a
-/// bare name is taken from the parent (it may collide with `run`, `execute`...).
+/// bare name that collides with a generated function is taken from the parent.
 fn child_path(path: &Path) -> Path {
     let mut path = path.clone();
     ChildPaths { callee: true }.visit_path_mut(&mut path);
@@ -605,7 +618,7 @@ impl VisitMut for ChildPaths {
                 first.ident = Ident::new("super", first.ident.span());
             } else if name == "super"
                 || GENERATED_NAMES.contains(&name.as_str())
-                || (top_callee && single)
+                || (top_callee && single && GENERATED_FNS.contains(&name.as_str()))
             {
                 let span = first.ident.span();
                 path.segments.insert(

@@ -142,6 +142,42 @@ impl ExecutionReport {
             .fold(Usage::default(), |sum, step| sum + step.usage)
     }
 
+    /// A text Gantt chart of the run: one bar per step over the run's duration,
+    /// so overlapping steps are visible at a glance.
+    ///
+    /// ```text
+    /// extract_changes    |█████·······························|    0 ms →  120 ms
+    /// check_correctness  |·····████████████···················|  120 ms →  420 ms
+    /// ```
+    pub fn timeline(&self, width: usize) -> String {
+        let width = width.max(10);
+        let total = self.duration.as_secs_f64().max(f64::EPSILON);
+        let name_width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
+        let column = |at: Duration| ((at.as_secs_f64() / total) * width as f64).round() as usize;
+        let mut out = String::new();
+        for step in &self.steps {
+            let (bar, window) = match (step.started_at, step.finished_at) {
+                (Some(start), Some(end)) => {
+                    let from = column(start).min(width);
+                    let to = column(end).clamp(from, width).max((from + 1).min(width));
+                    let bar: String = (0..width)
+                        .map(|i| if i >= from && i < to { '█' } else { '·' })
+                        .collect();
+                    (
+                        bar,
+                        format!("{:>6} ms → {:>6} ms", start.as_millis(), end.as_millis()),
+                    )
+                }
+                _ => (
+                    "·".repeat(width),
+                    format!("{:?}", step.status).to_lowercase(),
+                ),
+            };
+            out.push_str(&format!("{:<name_width$}  |{bar}|  {window}\n", step.name));
+        }
+        out
+    }
+
     /// The sum of the step durations: what a one-step-at-a-time runner would take.
     pub fn sequential_time(&self) -> Duration {
         self.steps.iter().filter_map(StepRecord::duration).sum()

@@ -1,0 +1,170 @@
+//! Customer feedback in three dependent steps: extract what the customer says,
+//! classify it, write the reply. Each step needs the previous one's output, so
+//! nothing overlaps: the chain is a straight line.
+//!
+//! ```text
+//! cargo run --example feedback_analysis
+//! ```
+
+use std::time::Duration;
+
+use prompt_chain::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What the customer said, structured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Feedback {
+    product: String,
+    issues: Vec<String>,
+    praise: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Sentiment {
+    Positive,
+    Mixed,
+    Negative,
+}
+
+/// How to treat the feedback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Classification {
+    sentiment: Sentiment,
+    urgent: bool,
+    team: String,
+}
+
+#[step]
+async fn extract_feedback(cx: &StepCx, text: &str) -> StepResult<Feedback> {
+    Ok(cx
+        .llm()
+        .json(format!(
+            "Extract the product, the issues and the praise from this customer feedback. \
+             Answer as JSON {{\"product\": \"...\", \"issues\": [...], \"praise\": [...]}}.\n\n{text}"
+        ))
+        .await?)
+}
+
+#[step]
+async fn classify(cx: &StepCx, feedback: &Feedback) -> StepResult<Classification> {
+    let feedback = serde_json::to_string(feedback)?;
+    Ok(cx
+        .llm()
+        .json(format!(
+            "Classify this feedback: sentiment (positive, mixed, negative), whether it is urgent, \
+             and which team owns it. Answer as JSON.\n{feedback}"
+        ))
+        .await?)
+}
+
+fn names_a_team(classification: &Classification) -> Result<(), String> {
+    if classification.team.trim().is_empty() {
+        Err("the classification routes the feedback to no team".into())
+    } else {
+        Ok(())
+    }
+}
+
+#[step]
+async fn respond(
+    cx: &StepCx,
+    feedback: &Feedback,
+    classification: &Classification,
+) -> StepResult<String> {
+    Ok(cx
+        .llm()
+        .text(format!(
+            "Write a short, warm reply to a customer about {}. They reported: {}. \
+             They liked: {}. Sentiment: {:?}. Mention that the {} team is on it.",
+            feedback.product,
+            feedback.issues.join("; "),
+            feedback.praise.join("; "),
+            classification.sentiment,
+            classification.team
+        ))
+        .await?)
+}
+
+#[chain]
+pub(crate) async fn feedback_analysis(text: String) -> String {
+    step!(feedback = extract_feedback(text));
+    step!(classification = classify(feedback), validate = names_a_team);
+    step!(reply = respond(feedback, classification));
+    reply
+}
+
+const FEEDBACK: &str = "I love how fast the new Lumen desk lamp charges, and the warm light \
+mode is perfect for reading. But the touch dimmer stopped responding after two weeks and the \
+app keeps logging me out. I'd like a replacement before my exams next week.";
+
+/// The scripted model: answers a real model gave for the sample feedback.
+pub(crate) fn runtime() -> Runtime {
+    let ms = Duration::from_millis;
+    let model = ScriptedModel::new()
+        .on_step(
+            "extract_feedback",
+            ScriptedReply::text(
+                r#"{"product": "Lumen desk lamp", "issues": ["touch dimmer stopped responding after two weeks", "app keeps logging the user out"], "praise": ["fast charging", "warm light mode for reading"]}"#,
+            )
+            .after(ms(210)),
+        )
+        .on_step(
+            "classify",
+            ScriptedReply::text(r#"{"sentiment": "mixed", "urgent": true, "team": "hardware support"}"#)
+                .after(ms(150)),
+        )
+        .on_step(
+            "respond",
+            ScriptedReply::text(
+                "Thank you for writing, and we're glad the fast charging and warm light mode work \
+                 well for your reading! We're sorry the touch dimmer stopped responding and that the \
+                 app keeps logging you out. Our hardware support team is arranging a replacement \
+                 lamp now so it reaches you before your exams.",
+            )
+            .after(ms(320)),
+        );
+    Runtime::builder().model(model).build()
+}
+
+/// Runs the chain on the sample feedback.
+pub(crate) async fn demo(rt: &Runtime) -> Outcome<feedback_analysis::Output> {
+    feedback_analysis::execute(
+        rt,
+        feedback_analysis::Input {
+            text: FEEDBACK.to_owned(),
+        },
+    )
+    .await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), ChainError> {
+    eprintln!("feedback_analysis: offline run on the scripted model");
+    let outcome = demo(&runtime()).await;
+    let report = outcome.report;
+    let outputs = outcome.result?;
+    println!("Product: {}", outputs.feedback.product);
+    println!(
+        "Sentiment: {:?}, urgent: {}, team: {}",
+        outputs.classification.sentiment,
+        outputs.classification.urgent,
+        outputs.classification.team
+    );
+    println!("Reply:\n  {}", outputs.reply);
+    println!();
+    println!(
+        "Run {} took {} ms.",
+        report.run_id,
+        report.duration.as_millis()
+    );
+    print!("{}", report.timeline(40));
+    let overlapping = report.overlapping();
+    if overlapping.is_empty() {
+        println!("No steps overlapped: each one needs the previous one's output.");
+    }
+    for (a, b) in overlapping {
+        println!("  {a} ∥ {b}");
+    }
+    Ok(())
+}
