@@ -59,3 +59,8 @@ pub mod prelude {
         Step, StepCx, StepError, StepResult, chain, step,
     };
 }
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

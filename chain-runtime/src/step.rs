@@ -14,7 +14,7 @@ use crate::error::StepResult;
 /// function (`my_step::Step`), and `#[chain]` does the same for a chain, so any
 /// step or chain can be called on its own with a typed input:
 ///
-/// ```ignore
+/// ```text
 /// let out = extract_changes::call(&cx, extract_changes::Input { diff: "...".into() }).await?;
 /// ```
 #[diagnostic::on_unimplemented(
