@@ -620,3 +620,42 @@ async fn owned_parameters_receive_clones_and_outputs_keep_every_key() {
     assert_eq!(def.steps[1].inputs, ["c0"]);
     assert_eq!(def.output, "c2");
 }
+
+/// Runs are `Send + 'static` futures: they can be spawned, many at once, on a
+/// multi-threaded runtime sharing one `Runtime`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_send_and_run_concurrently_on_many_threads() {
+    let rt = Runtime::builder().model(diamond_model(0, 0, 0, 0)).build();
+    let handles: Vec<_> = (0..200)
+        .map(|i| {
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                diamond::run(
+                    &rt,
+                    diamond::Input {
+                        topic: format!("t{i}"),
+                    },
+                )
+                .await
+            })
+        })
+        .collect();
+    for handle in handles {
+        let out = handle.await.expect("the task does not panic");
+        assert_eq!(out.expect("the run completes"), "J[L|R]");
+    }
+}
+
+fn assert_send<T: Send>(_: &T) {}
+
+#[test]
+fn run_futures_and_outcomes_are_send() {
+    let rt = Runtime::default();
+    let future = diamond::execute(
+        &rt,
+        diamond::Input {
+            topic: String::new(),
+        },
+    );
+    assert_send(&future);
+}
