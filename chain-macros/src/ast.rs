@@ -1,7 +1,7 @@
 //! The plain model of a step function and of a chain, with the user's spans.
 
 use proc_macro2::Span;
-use syn::{Attribute, Ident, Path, Type, Visibility};
+use syn::{Attribute, Ident, Pat, Path, Type, Visibility};
 
 /// A `#[step] async fn`.
 pub(crate) struct StepFn {
@@ -31,7 +31,11 @@ pub(crate) struct Chain {
     pub(crate) inputs: Vec<Input>,
     /// The return type.
     pub(crate) ret: Type,
+    /// Every step, in declaration order, including those inside route arms;
+    /// a step's index here is its index at run time.
     pub(crate) steps: Vec<StepDecl>,
+    /// Every `route!`, in declaration order.
+    pub(crate) routes: Vec<RouteDecl>,
     /// The trailing key: what the chain returns.
     pub(crate) output: Option<Ident>,
     /// Span of the body's closing brace, where a missing output is reported.
@@ -59,6 +63,35 @@ pub(crate) struct StepDecl {
     /// The keys passed, in order.
     pub(crate) args: Vec<Ident>,
     pub(crate) options: StepOptions,
+    /// The route arm it sits in, `None` at the top of the chain.
+    pub(crate) scope: Option<ArmRef>,
+}
+
+/// One `route!(key { Pattern => arm, ... })`.
+pub(crate) struct RouteDecl {
+    /// The key whose value picks the arm.
+    pub(crate) key: Ident,
+    pub(crate) arms: Vec<ArmDecl>,
+    /// The route arm it sits in, `None` at the top of the chain.
+    pub(crate) scope: Option<ArmRef>,
+}
+
+/// One arm of a route: a pattern and the steps (and routes) it runs.
+pub(crate) struct ArmDecl {
+    pub(crate) pat: Pat,
+    /// The pattern as written, for messages and reports (`Category::Billing`).
+    pub(crate) label: String,
+    /// Steps directly in this arm.
+    pub(crate) steps: Vec<usize>,
+    /// Routes directly in this arm.
+    pub(crate) routes: Vec<usize>,
+}
+
+/// Arm `arm` of route `route`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct ArmRef {
+    pub(crate) route: usize,
+    pub(crate) arm: usize,
 }
 
 /// The options of one step, as written.
@@ -70,6 +103,13 @@ pub(crate) struct StepOptions {
     pub(crate) retry: Option<u32>,
     /// `timeout = 30s`, in milliseconds.
     pub(crate) timeout_ms: Option<u64>,
+}
+
+impl RouteDecl {
+    /// How messages name the route.
+    pub(crate) fn describe(&self) -> String {
+        format!("the route on `{}`", self.key)
+    }
 }
 
 impl StepDecl {

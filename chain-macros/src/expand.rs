@@ -6,11 +6,11 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Ident, ItemFn, Path, PathArguments, PathSegment, Type, Visibility};
+use syn::{Ident, ItemFn, Pat, Path, PathArguments, PathSegment, Type, Visibility};
 
-use crate::ast::{Chain, StepDecl, StepFn};
+use crate::ast::{ArmRef, Chain, StepDecl, StepFn};
 use crate::ctxt::Ctxt;
-use crate::graph::Graph;
+use crate::graph::{Graph, Node};
 use crate::valid;
 
 /// Names the generated modules define; user paths starting with one of them
@@ -196,18 +196,21 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
         .collect();
     let ret_child = child_type(ret);
     let step_fields: Vec<TokenStream> = match graph {
-        Some(_) => chain
-            .steps
-            .iter()
+        Some(graph) => step_keys(chain)
+            .into_iter()
             .map(|step| {
                 let key = &step.key;
                 let ty = slot_type(step);
-                let doc = format!(
-                    "Output of step `{}`, under key `{}`.",
-                    step.name(),
-                    key.unraw()
-                );
-                quote!(#[doc = #doc] #item_vis #key: #ty)
+                if graph.always_produced(chain, &key.to_string()) {
+                    let doc = format!("Output of step `{}`, under key `{}`.", step.name(), key.unraw());
+                    quote!(#[doc = #doc] #item_vis #key: #ty)
+                } else {
+                    let doc = format!(
+                        "Output under key `{}`, produced only by some route arms: `None` when the arm taken does not produce it.",
+                        key.unraw()
+                    );
+                    quote!(#[doc = #doc] #item_vis #key: ::core::option::Option<#ty>)
+                }
             })
             .collect(),
         None => Vec::new(),
@@ -345,91 +348,64 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
     }
 }
 
-/// The body of `__execute`: one slot per key, one branch per step, the join,
-/// then the outputs or the error with every completed key.
+/// The local holding key `key`'s slot.
+fn slot_ident(key: &Ident) -> Ident {
+    format_ident!("__chain_k_{}", key.unraw())
+}
+
+/// Every distinct key a step writes, with its first producer (which types it).
+fn step_keys(chain: &Chain) -> Vec<&StepDecl> {
+    let mut seen: Vec<String> = Vec::new();
+    chain
+        .steps
+        .iter()
+        .filter(|step| {
+            let key = step.key.to_string();
+            let new = !seen.contains(&key);
+            seen.push(key);
+            new
+        })
+        .collect()
+}
+
+/// The body of `__execute`: one slot per key, one branch per node of the top
+/// scope (routes run their chosen arm as a nested join), then the outputs or
+/// the error with every completed key.
 fn execute_body(chain: &Chain, graph: &Graph) -> TokenStream {
-    let slot = |key: &Ident| format_ident!("__chain_k_{}", key.unraw());
     let input_slots = chain.inputs.iter().map(|input| {
         let key = &input.key;
-        let slot = slot(key);
+        let slot = slot_ident(key);
         let ty = child_type(&input.ty);
         quote!(let #slot: ::prompt_chain::__private::Slot<#ty> = ::prompt_chain::__private::Slot::filled(__chain_input.#key);)
     });
-    let step_slots = chain.steps.iter().map(|step| {
-        let slot = slot(&step.key);
+    let keys = step_keys(chain);
+    let step_slots = keys.iter().map(|step| {
+        let slot = slot_ident(&step.key);
         let ty = slot_type(step);
         quote!(let #slot: ::prompt_chain::__private::Slot<#ty> = ::prompt_chain::__private::Slot::new();)
     });
-    let branch_names: Vec<Ident> = graph
-        .order
-        .iter()
-        .map(|i| format_ident!("__chain_b{}", i))
-        .collect();
-    let branches = graph.order.iter().map(|&index| {
-        let step = &chain.steps[index];
-        let branch = format_ident!("__chain_b{}", index);
-        let waits = step.args.iter().enumerate().map(|(n, arg)| {
-            let local = format_ident!("__chain_a{}", n, span = arg.span());
-            let slot = slot(arg);
-            quote!(let #local = #slot.wait().await;)
-        });
-        let args = step.args.iter().enumerate().map(|(n, arg)| {
-            let local = format_ident!("__chain_a{}", n, span = arg.span());
-            quote_spanned!(arg.span()=> ::prompt_chain::__private::FromKey::from_key(#local))
-        });
-        let callee = child_path(&step.callee);
-        let call_span = step.callee.span();
-        let call = quote_spanned!(call_span=> #callee(&__chain_cx, #(#args),*).await);
-        let validate = match &step.options.validate {
-            Some(path) => {
-                let path = child_path(path);
-                quote_spanned!(path.span()=> ::prompt_chain::__private::validate_with(#path))
-            }
-            None => quote!(::prompt_chain::__private::no_validation),
-        };
-        let out = slot(&step.key);
-        let value = format_ident!("__chain_value", span = call_span);
-        let store = quote_spanned!(call_span=> #out.set(#value););
-        quote! {
-            let mut #branch = ::core::pin::pin!(async {
-                #(#waits)*
-                let #value = __chain_run
-                    .step(
-                        #index,
-                        move |__chain_cx: ::prompt_chain::StepCx| async move { #call },
-                        #validate,
-                    )
-                    .await?;
-                #store
-                ::core::result::Result::<(), ::prompt_chain::ChainError>::Ok(())
-            });
-        }
-    });
-    let casts = graph
-        .order
-        .iter()
-        .zip(&branch_names)
-        .map(|(&index, branch)| {
-            let span = chain.steps[index].callee.span();
-            quote_spanned!(span=> #branch as ::prompt_chain::__private::Branch<'_>)
-        });
+    let join = scope_join(chain, graph, None);
     let all_keys: Vec<&Ident> = chain
         .inputs
         .iter()
         .map(|input| &input.key)
-        .chain(chain.steps.iter().map(|step| &step.key))
+        .chain(keys.iter().map(|step| &step.key))
         .collect();
     let takes = all_keys.iter().map(|key| {
-        let slot = slot(key);
+        let slot = slot_ident(key);
         let name = key.unraw().to_string();
-        quote! {
-            let ::core::option::Option::Some(#key) = #slot.into_inner() else {
-                return __chain_run.missing(#name);
-            };
+        if graph.always_produced(chain, &key.to_string()) {
+            quote! {
+                let ::core::option::Option::Some(#key) = #slot.into_inner() else {
+                    return __chain_run.missing(#name);
+                };
+            }
+        } else {
+            quote!(let #key = #slot.into_inner();)
         }
     });
     let context = all_keys.iter().map(|key| {
-        let slot = slot(key);
+        let slot = slot_ident(key);
         let name = key.unraw().to_string();
         quote!((#name, &#slot as &dyn ::prompt_chain::__private::ContextValue))
     });
@@ -437,10 +413,7 @@ fn execute_body(chain: &Chain, graph: &Graph) -> TokenStream {
         let __chain_run = ::prompt_chain::__private::RunCx::start(__chain_runtime, &__CHAIN_DEF, __chain_parent);
         #(#input_slots)*
         #(#step_slots)*
-        let __chain_joined = {
-            #(#branches)*
-            ::prompt_chain::__private::join_steps([#(#casts),*]).await
-        };
+        let __chain_joined = #join;
         match __chain_joined {
             ::core::result::Result::Ok(()) => {
                 #(#takes)*
@@ -450,6 +423,108 @@ fn execute_body(chain: &Chain, graph: &Graph) -> TokenStream {
                 __chain_run.fail(__chain_error, &[#(#context),*])
             }
         }
+    }
+}
+
+/// A block running every node of `scope` in one dataflow join.
+fn scope_join(chain: &Chain, graph: &Graph, scope: Option<ArmRef>) -> TokenStream {
+    let nodes = graph.order_in(chain, scope);
+    if nodes.is_empty() {
+        return quote!(::core::result::Result::<(), ::prompt_chain::ChainError>::Ok(()));
+    }
+    let branches = nodes.iter().map(|&node| match node {
+        Node::Step(index) => step_branch(chain, index),
+        Node::Route(index) => route_branch(chain, graph, index),
+    });
+    let casts = nodes.iter().map(|&node| {
+        let (branch, span) = match node {
+            Node::Step(index) => (
+                format_ident!("__chain_b{}", index),
+                chain.steps[index].callee.span(),
+            ),
+            Node::Route(index) => (
+                format_ident!("__chain_r{}", index),
+                chain.routes[index].key.span(),
+            ),
+        };
+        quote_spanned!(span=> #branch as ::prompt_chain::__private::Branch<'_>)
+    });
+    quote! {
+        {
+            #(#branches)*
+            ::prompt_chain::__private::join_steps([#(#casts),*]).await
+        }
+    }
+}
+
+/// One step: wait for its inputs, run it under the runtime's policies, store its output.
+fn step_branch(chain: &Chain, index: usize) -> TokenStream {
+    let step = &chain.steps[index];
+    let branch = format_ident!("__chain_b{}", index);
+    let waits = step.args.iter().enumerate().map(|(n, arg)| {
+        let local = format_ident!("__chain_a{}", n, span = arg.span());
+        let slot = slot_ident(arg);
+        quote!(let #local = #slot.wait().await;)
+    });
+    let args = step.args.iter().enumerate().map(|(n, arg)| {
+        let local = format_ident!("__chain_a{}", n, span = arg.span());
+        quote_spanned!(arg.span()=> ::prompt_chain::__private::FromKey::from_key(#local))
+    });
+    let callee = child_path(&step.callee);
+    let call_span = step.callee.span();
+    let call = quote_spanned!(call_span=> #callee(&__chain_cx, #(#args),*).await);
+    let validate = match &step.options.validate {
+        Some(path) => {
+            let path = child_path(path);
+            quote_spanned!(path.span()=> ::prompt_chain::__private::validate_with(#path))
+        }
+        None => quote!(::prompt_chain::__private::no_validation),
+    };
+    let out = slot_ident(&step.key);
+    let value = format_ident!("__chain_value", span = call_span);
+    let store = quote_spanned!(call_span=> #out.set(#value););
+    quote! {
+        let mut #branch = ::core::pin::pin!(async {
+            #(#waits)*
+            let #value = __chain_run
+                .step(
+                    #index,
+                    move |__chain_cx: ::prompt_chain::StepCx| async move { #call },
+                    #validate,
+                )
+                .await?;
+            #store
+            ::core::result::Result::<(), ::prompt_chain::ChainError>::Ok(())
+        });
+    }
+}
+
+/// One route: wait for its key, pick the arm with a `match` on the user's
+/// patterns (so rustc checks it is exhaustive), run that arm's nodes.
+fn route_branch(chain: &Chain, graph: &Graph, index: usize) -> TokenStream {
+    let route = &chain.routes[index];
+    let branch = format_ident!("__chain_r{}", index);
+    let slot = slot_ident(&route.key);
+    let value = format_ident!("__chain_route_value", span = route.key.span());
+    let pats = route.arms.iter().enumerate().map(|(a, arm)| {
+        let pat = child_pat(&arm.pat);
+        quote!(#pat => #a)
+    });
+    let decide = quote_spanned!(route.key.span()=> match #value { #(#pats,)* });
+    let bodies = (0..route.arms.len()).map(|arm| {
+        let body = scope_join(chain, graph, Some(ArmRef { route: index, arm }));
+        quote!(#arm => #body)
+    });
+    quote! {
+        let mut #branch = ::core::pin::pin!(async {
+            let #value = #slot.wait().await;
+            let __chain_arm: usize = #decide;
+            __chain_run.route(#index, __chain_arm);
+            match __chain_arm {
+                #(#bodies,)*
+                _ => ::core::result::Result::<(), ::prompt_chain::ChainError>::Ok(()),
+            }
+        });
     }
 }
 
@@ -493,13 +568,35 @@ fn chain_definition(chain: &Chain) -> TokenStream {
             }
         }
     });
+    let routes = chain.routes.iter().enumerate().map(|(r, route)| {
+        let key = route.key.unraw().to_string();
+        let arms = route.arms.iter().enumerate().map(|(a, arm)| {
+            let pattern = &arm.label;
+            let mut steps = Vec::new();
+            arm_steps(chain, r, a, &mut steps);
+            quote!(::prompt_chain::ArmDef { pattern: #pattern, steps: &[#(#steps),*] })
+        });
+        quote!(::prompt_chain::RouteDef { key: #key, arms: &[#(#arms),*] })
+    });
     quote! {
         static __CHAIN_DEF: ::prompt_chain::ChainDef = ::prompt_chain::ChainDef {
             name: #name,
             inputs: &[#(#inputs),*],
             steps: &[#(#steps),*],
+            routes: &[#(#routes),*],
             output: #output,
         };
+    }
+}
+
+/// Every step inside arm `arm` of route `route`, nested routes included.
+fn arm_steps(chain: &Chain, route: usize, arm: usize, out: &mut Vec<usize>) {
+    let decl = &chain.routes[route].arms[arm];
+    out.extend(decl.steps.iter().copied());
+    for &inner in &decl.routes {
+        for inner_arm in 0..chain.routes[inner].arms.len() {
+            arm_steps(chain, inner, inner_arm, out);
+        }
     }
 }
 
@@ -520,34 +617,48 @@ fn unused_keys_lint(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
     }
 }
 
-/// The module's documentation: what it holds and the chain's steps.
+/// The module's documentation: what it holds and the chain's steps and routes.
 fn module_doc(chain: &Chain) -> String {
     let name = chain.name.unraw();
+    let inputs: Vec<String> = chain
+        .inputs
+        .iter()
+        .map(|i| i.key.unraw().to_string())
+        .collect();
     let mut doc = format!(
         "Typed interface of chain `{name}`, generated by `#[chain]`: `Input`, `Output`, `run` and `execute`.\n\nInputs: {}.\n\nSteps:\n",
-        crate::suggest::list(
-            chain
-                .inputs
-                .iter()
-                .map(|i| i.key.to_string())
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str)
-        )
+        crate::suggest::list(inputs.iter().map(String::as_str))
     );
-    for step in &chain.steps {
+    doc_scope(chain, None, 0, &mut doc);
+    if let Some(output) = &chain.output {
+        doc.push_str(&format!("\nReturns `{}`.", output.unraw()));
+    }
+    doc
+}
+
+fn doc_scope(chain: &Chain, scope: Option<ArmRef>, depth: usize, doc: &mut String) {
+    let indent = "    ".repeat(depth);
+    for step in chain.steps.iter().filter(|s| s.scope == scope) {
         let args: Vec<String> = step.args.iter().map(|a| a.unraw().to_string()).collect();
         doc.push_str(&format!(
-            "- `{} = {}({})`\n",
+            "{indent}- `{} = {}({})`\n",
             step.key.unraw(),
             step.name(),
             args.join(", ")
         ));
     }
-    if let Some(output) = &chain.output {
-        doc.push_str(&format!("\nReturns `{}`.", output.unraw()));
+    for (r, route) in chain
+        .routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.scope == scope)
+    {
+        doc.push_str(&format!("{indent}- route on `{}`:\n", route.key.unraw()));
+        for (a, arm) in route.arms.iter().enumerate() {
+            doc.push_str(&format!("{indent}    - `{}`:\n", arm.label));
+            doc_scope(chain, Some(ArmRef { route: r, arm: a }), depth + 2, doc);
+        }
     }
-    doc
 }
 
 /// The type of a step's key: as annotated, or the output of the step's
@@ -594,6 +705,13 @@ fn child_type(ty: &Type) -> Type {
     let mut ty = ty.clone();
     ChildPaths { callee: false }.visit_type_mut(&mut ty);
     ty
+}
+
+/// A route pattern as seen from the child module (see [`child_type`]).
+fn child_pat(pat: &Pat) -> Pat {
+    let mut pat = pat.clone();
+    ChildPaths { callee: false }.visit_pat_mut(&mut pat);
+    pat
 }
 
 /// A function path as seen from the child module: like [`child_type`], and a

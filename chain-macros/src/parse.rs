@@ -7,7 +7,7 @@ use syn::{
     PathArguments, ReturnType, Signature, Stmt, Token, Type, parenthesized, token,
 };
 
-use crate::ast::{Chain, Input, Param, StepDecl, StepFn, StepOptions};
+use crate::ast::{ArmDecl, ArmRef, Chain, Input, Param, RouteDecl, StepDecl, StepFn, StepOptions};
 use crate::ctxt::Ctxt;
 use crate::suggest;
 
@@ -131,7 +131,20 @@ impl Chain {
                 return None;
             }
         };
-        let (steps, output, body_complete) = parse_body(cx, &block, &sig.ident);
+        let mut body = BodyParser {
+            cx,
+            chain: &sig.ident,
+            steps: Vec::new(),
+            routes: Vec::new(),
+            complete: true,
+        };
+        let output = body.statements(&block.stmts, None);
+        let BodyParser {
+            steps,
+            routes,
+            complete: body_complete,
+            ..
+        } = body;
         Some(Chain {
             attrs,
             vis,
@@ -139,6 +152,7 @@ impl Chain {
             inputs,
             ret,
             steps,
+            routes,
             output,
             body_end: block.brace_token.span.close(),
             incomplete: incomplete || !body_complete,
@@ -201,54 +215,200 @@ fn step_output_type(output: &ReturnType) -> Option<Type> {
     }
 }
 
-/// The body of a chain: `step!(...)` statements, then the key it returns.
-/// The flag is false when some statement could not be understood.
-fn parse_body(cx: &mut Ctxt, block: &Block, chain: &Ident) -> (Vec<StepDecl>, Option<Ident>, bool) {
-    let mut steps = Vec::new();
-    let mut output = None;
-    let mut complete = true;
-    let count = block.stmts.len();
-    for (i, stmt) in block.stmts.iter().enumerate() {
-        let is_last = i + 1 == count;
-        match stmt {
-            Stmt::Macro(stmt) if is_step_macro(&stmt.mac) => match parse_step(cx, &stmt.mac) {
-                Some(step) => steps.push(step),
-                None => complete = false,
-            },
-            Stmt::Expr(Expr::Macro(expr), _) if is_step_macro(&expr.mac) => {
-                match parse_step(cx, &expr.mac) {
-                    Some(step) => steps.push(step),
-                    None => complete = false,
-                }
-            }
-            Stmt::Expr(Expr::Path(path), None)
-                if is_last && path.qself.is_none() && path.path.get_ident().is_some() =>
-            {
-                output = path.path.get_ident().cloned();
-            }
-            Stmt::Expr(expr, None) if is_last => {
-                complete = false;
-                cx.error_spanned_by(
-                    expr,
-                    format!("chain `{chain}` ends with the key it returns, a plain name such as `final_review`"),
-                );
-            }
-            other => {
-                complete = false;
-                cx.error_spanned_by(
-                    other,
-                    format!(
-                        "a chain body holds only {STEP_FORM} statements, then the key it returns; move other code into a step"
-                    ),
-                );
-            }
-        }
-    }
-    (steps, output, complete)
+/// Collects the steps and routes of a chain body, recursively through route arms.
+struct BodyParser<'a> {
+    cx: &'a mut Ctxt,
+    chain: &'a Ident,
+    steps: Vec<StepDecl>,
+    routes: Vec<RouteDecl>,
+    /// False when some statement could not be understood (and was reported).
+    complete: bool,
 }
 
-fn is_step_macro(mac: &Macro) -> bool {
-    mac.path.segments.last().is_some_and(|s| s.ident == "step")
+impl BodyParser<'_> {
+    /// Parses statements in `scope`; at the top, the last one may be the
+    /// returned key, which is returned.
+    fn statements(&mut self, stmts: &[Stmt], scope: Option<ArmRef>) -> Option<Ident> {
+        let mut output = None;
+        let count = stmts.len();
+        for (i, stmt) in stmts.iter().enumerate() {
+            let is_last = i + 1 == count;
+            let mac = match stmt {
+                Stmt::Macro(stmt) => Some(&stmt.mac),
+                Stmt::Expr(Expr::Macro(expr), _) => Some(&expr.mac),
+                _ => None,
+            };
+            if let Some(mac) = mac {
+                if is_macro(mac, "step") {
+                    self.step(mac, scope);
+                    continue;
+                }
+                if is_macro(mac, "route") {
+                    self.route(mac, scope);
+                    continue;
+                }
+            }
+            match stmt {
+                Stmt::Expr(Expr::Path(path), None)
+                    if is_last
+                        && scope.is_none()
+                        && path.qself.is_none()
+                        && path.path.get_ident().is_some() =>
+                {
+                    output = path.path.get_ident().cloned();
+                }
+                Stmt::Expr(expr, None) if is_last && scope.is_none() => {
+                    self.complete = false;
+                    self.cx.error_spanned_by(
+                        expr,
+                        format!(
+                            "chain `{}` ends with the key it returns, a plain name such as `final_review`",
+                            self.chain
+                        ),
+                    );
+                }
+                other => {
+                    self.complete = false;
+                    let place = if scope.is_none() {
+                        "a chain body"
+                    } else {
+                        "a route arm"
+                    };
+                    self.cx.error_spanned_by(
+                        other,
+                        format!(
+                            "{place} holds only {STEP_FORM} and `route!(key {{ Pattern => ... }})` statements{}; move other code into a step",
+                            if scope.is_none() { ", then the key it returns" } else { "" }
+                        ),
+                    );
+                }
+            }
+        }
+        output
+    }
+
+    fn step(&mut self, mac: &Macro, scope: Option<ArmRef>) {
+        match parse_step(self.cx, mac, scope) {
+            Some(step) => {
+                if let Some(arm) = scope {
+                    self.routes[arm.route].arms[arm.arm]
+                        .steps
+                        .push(self.steps.len());
+                }
+                self.steps.push(step);
+            }
+            None => self.complete = false,
+        }
+    }
+
+    fn route(&mut self, mac: &Macro, scope: Option<ArmRef>) {
+        let raw: RawRoute = match mac.parse_body() {
+            Ok(raw) => raw,
+            Err(error) => {
+                self.cx.syn_error(error);
+                self.complete = false;
+                return;
+            }
+        };
+        let index = self.routes.len();
+        if let Some(arm) = scope {
+            self.routes[arm.route].arms[arm.arm].routes.push(index);
+        }
+        self.routes.push(RouteDecl {
+            key: raw.key,
+            arms: Vec::new(),
+            scope,
+        });
+        for (arm, (pat, body)) in raw.arms.into_iter().enumerate() {
+            let label = quote::ToTokens::to_token_stream(&pat)
+                .to_string()
+                .replace(" :: ", "::")
+                .replace(" (", "(")
+                .replace("( ", "(")
+                .replace(" )", ")");
+            self.routes[index].arms.push(ArmDecl {
+                pat,
+                label,
+                steps: Vec::new(),
+                routes: Vec::new(),
+            });
+            self.statements(&body, Some(ArmRef { route: index, arm }));
+        }
+    }
+}
+
+/// `route!` as written.
+struct RawRoute {
+    key: Ident,
+    arms: Vec<(Pat, Vec<Stmt>)>,
+}
+
+const ROUTE_FORM: &str = "`route!(key { Enum::Variant => step!(...), ... })`";
+
+impl Parse for RawRoute {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let key: Ident = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected the key to route on: {ROUTE_FORM}"),
+            )
+        })?;
+        if !input.peek(token::Brace) {
+            return Err(syn::Error::new(
+                input.span(),
+                format!("expected `{{` and the arms after `{key}`: {ROUTE_FORM}"),
+            ));
+        }
+        let content;
+        syn::braced!(content in input);
+        if !input.is_empty() {
+            return Err(input.error(format!("unexpected tokens after the arms: {ROUTE_FORM}")));
+        }
+        let mut arms = Vec::new();
+        while !content.is_empty() {
+            let pat = Pat::parse_multi_with_leading_vert(&content)?;
+            if content.peek(Token![if]) {
+                return Err(content.error(
+                    "route arms take no guards; route on a key whose value already says which arm to take",
+                ));
+            }
+            content.parse::<Token![=>]>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    format!("expected `=>` after the pattern: {ROUTE_FORM}"),
+                )
+            })?;
+            let body = if content.peek(token::Brace) {
+                let block;
+                syn::braced!(block in content);
+                let stmts = Block::parse_within(&block)?;
+                if content.peek(Token![,]) {
+                    content.parse::<Token![,]>()?;
+                }
+                stmts
+            } else {
+                let expr: Expr = content.parse()?;
+                if !content.is_empty() {
+                    content
+                        .parse::<Token![,]>()
+                        .map_err(|e| syn::Error::new(e.span(), "expected `,` after the arm"))?;
+                }
+                vec![Stmt::Expr(expr, None)]
+            };
+            arms.push((pat, body));
+        }
+        if arms.is_empty() {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("a route needs arms: {ROUTE_FORM}"),
+            ));
+        }
+        Ok(RawRoute { key, arms })
+    }
+}
+
+fn is_macro(mac: &Macro, name: &str) -> bool {
+    mac.path.segments.last().is_some_and(|s| s.ident == name)
 }
 
 /// `step!` as written, before its options are interpreted.
@@ -330,7 +490,7 @@ impl Parse for RawStep {
     }
 }
 
-fn parse_step(cx: &mut Ctxt, mac: &Macro) -> Option<StepDecl> {
+fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> Option<StepDecl> {
     if mac.tokens.is_empty() {
         cx.error_spanned_by(mac, format!("an empty step: write {STEP_FORM}"));
         return None;
@@ -365,6 +525,7 @@ fn parse_step(cx: &mut Ctxt, mac: &Macro) -> Option<StepDecl> {
         callee: raw.callee,
         args,
         options,
+        scope,
     })
 }
 

@@ -6,7 +6,7 @@ use syn::Ident;
 
 use crate::ast::Chain;
 use crate::ctxt::Ctxt;
-use crate::graph::{Graph, Producer};
+use crate::graph::{Graph, Node, Unavailable, exclusive};
 use crate::suggest;
 
 /// Records every wiring error of `chain` in `cx`.
@@ -14,7 +14,7 @@ pub(crate) fn validate(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
     check_unique_keys(cx, chain);
     check_cycles(cx, chain, graph);
     if !chain.incomplete {
-        check_inputs_exist(cx, chain, graph);
+        check_inputs_available(cx, chain, graph);
         check_output(cx, chain, graph);
     }
 }
@@ -23,6 +23,7 @@ pub(crate) fn validate(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
 /// the user's key, silenced like any variable by a leading underscore.
 pub(crate) fn unused_keys<'a>(chain: &'a Chain, graph: &Graph) -> Vec<&'a Ident> {
     let output = chain.output.as_ref().map(ToString::to_string);
+    let mut seen = Vec::new();
     chain
         .inputs
         .iter()
@@ -30,11 +31,22 @@ pub(crate) fn unused_keys<'a>(chain: &'a Chain, graph: &Graph) -> Vec<&'a Ident>
         .chain(chain.steps.iter().map(|step| &step.key))
         .filter(|key| {
             let name = key.to_string();
-            !name.starts_with('_')
+            let unused = !name.starts_with('_')
                 && !graph.consumed.contains(&name)
                 && output.as_ref() != Some(&name)
+                && !seen.contains(&name);
+            seen.push(name);
+            unused
         })
         .collect()
+}
+
+/// How messages name a node.
+fn describe(chain: &Chain, node: Node) -> String {
+    match node {
+        Node::Step(s) => format!("`{}`", chain.steps[s].name()),
+        Node::Route(r) => chain.routes[r].describe(),
+    }
 }
 
 fn check_unique_keys(cx: &mut Ctxt, chain: &Chain) {
@@ -48,7 +60,7 @@ fn check_unique_keys(cx: &mut Ctxt, chain: &Chain) {
             );
         }
     }
-    let mut writers: HashMap<String, usize> = HashMap::new();
+    let mut writers: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, step) in chain.steps.iter().enumerate() {
         let key = step.key.to_string();
         if inputs.contains_key(&key) {
@@ -62,55 +74,113 @@ fn check_unique_keys(cx: &mut Ctxt, chain: &Chain) {
             );
             continue;
         }
-        match writers.get(&key) {
-            Some(&first) => {
-                let first_step = &chain.steps[first];
-                cx.error_spanned_by(
-                    &step.key,
-                    format!(
-                        "key `{key}` is written by two steps, `{}` and `{}`; each key has one producer, so rename one of them",
-                        first_step.name(),
-                        step.name()
-                    ),
-                );
-                cx.error_spanned_by(
-                    &first_step.key,
-                    format!(
-                        "`{key}` is first written here, by step `{}`",
-                        first_step.name()
-                    ),
-                );
-            }
-            None => {
-                writers.insert(key, i);
-            }
+        let earlier = writers.entry(key.clone()).or_default();
+        // Steps in different arms of one route never run together: each arm
+        // may write the same key, which is how a route produces its outputs.
+        if let Some(&first) = earlier
+            .iter()
+            .find(|&&other| !exclusive(chain, chain.steps[other].scope, step.scope))
+        {
+            let first_step = &chain.steps[first];
+            cx.error_spanned_by(
+                &step.key,
+                format!(
+                    "key `{key}` is written by two steps, `{}` and `{}`; each key has one producer (or one per route arm), so rename one of them",
+                    first_step.name(),
+                    step.name()
+                ),
+            );
+            cx.error_spanned_by(
+                &first_step.key,
+                format!(
+                    "`{key}` is first written here, by step `{}`",
+                    first_step.name()
+                ),
+            );
         }
+        earlier.push(i);
     }
 }
 
-fn check_inputs_exist(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
-    let mut known: Vec<String> = chain.inputs.iter().map(|i| i.key.to_string()).collect();
-    known.extend(chain.steps.iter().map(|s| s.key.to_string()));
+fn arm_list(chain: &Chain, route: usize, arms: &[usize]) -> String {
+    suggest::list(
+        arms.iter()
+            .map(|&a| chain.routes[route].arms[a].label.as_str()),
+    )
+}
+
+/// Reports that `consumer` (described by `who`) cannot have `key`, at `token`.
+fn report_unavailable(
+    cx: &mut Ctxt,
+    chain: &Chain,
+    who: &str,
+    key_token: &Ident,
+    own_key: Option<&Ident>,
+    reason: Unavailable,
+) {
+    let key = key_token.to_string();
+    let message = match reason {
+        Unavailable::Unknown => {
+            let mut known: Vec<String> = chain.inputs.iter().map(|i| i.key.to_string()).collect();
+            for step in &chain.steps {
+                let name = step.key.to_string();
+                if !known.contains(&name) && own_key.is_none_or(|own| *own != name) {
+                    known.push(name);
+                }
+            }
+            let hint = match suggest::closest(&key, known.iter().map(String::as_str)) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None if known.is_empty() => "the chain has no other keys".to_owned(),
+                None => format!(
+                    "available keys: {}",
+                    suggest::list(known.iter().map(String::as_str))
+                ),
+            };
+            format!(
+                "{who} needs `{key}`, but no step outputs it and chain `{}` has no such input; {hint}",
+                chain.name
+            )
+        }
+        Unavailable::PartialRoute { route, missing } => format!(
+            "{who} needs `{key}`, but not every arm of {} produces it: {} {} not; produce `{key}` in every arm (with one type), or use it only inside the arms that do",
+            chain.routes[route].describe(),
+            arm_list(chain, route, &missing),
+            if missing.len() == 1 { "does" } else { "do" },
+        ),
+        Unavailable::OtherArm { producer } => {
+            let step = &chain.steps[producer];
+            let arm = step
+                .scope
+                .map(|arm| {
+                    format!(
+                        " in arm `{}` of {}",
+                        chain.routes[arm.route].arms[arm.arm].label,
+                        chain.routes[arm.route].describe()
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{who} needs `{key}`, which step `{}` produces{arm}; that arm never runs together with this one",
+                step.name()
+            )
+        }
+    };
+    cx.error_spanned_by(key_token, message);
+}
+
+fn check_inputs_available(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
     for step in &chain.steps {
         for arg in &step.args {
-            let key = arg.to_string();
-            if graph.producers.contains_key(&key) {
-                continue;
+            if let Err(reason) = graph.resolve(chain, &arg.to_string(), step.scope) {
+                let who = format!("step `{}`", step.name());
+                report_unavailable(cx, chain, &who, arg, Some(&step.key), reason);
             }
-            let own = step.key.to_string();
-            let candidates = known.iter().map(String::as_str).filter(|k| *k != own);
-            let hint = match suggest::closest(&key, candidates.clone()) {
-                Some(near) => format!("did you mean `{near}`?"),
-                None => format!("available keys: {}", suggest::list(candidates)),
-            };
-            cx.error_spanned_by(
-                arg,
-                format!(
-                    "step `{}` needs `{key}`, but no step outputs it and chain `{}` has no such input; {hint}",
-                    step.name(),
-                    chain.name
-                ),
-            );
+        }
+    }
+    for route in &chain.routes {
+        if let Err(reason) = graph.resolve(chain, &route.key.to_string(), route.scope) {
+            let who = route.describe();
+            report_unavailable(cx, chain, &who, &route.key, None, reason);
         }
     }
 }
@@ -118,8 +188,8 @@ fn check_inputs_exist(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
 fn check_cycles(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
     for cycle in graph.cycles() {
         let first = cycle[0];
-        if cycle.len() == 1 {
-            let step = &chain.steps[first];
+        if let [Node::Step(s)] = cycle[..] {
+            let step = &chain.steps[s];
             let arg = step
                 .args
                 .iter()
@@ -128,7 +198,7 @@ fn check_cycles(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
             cx.error_spanned_by(
                 arg,
                 format!(
-                    "step `{}` takes its own output `{}`; a step cannot depend on itself",
+                    "step `{}` takes its own output `{}`; a step cannot depend on itself (for a loop, see the `until` and `max` options)",
                     step.name(),
                     step.key
                 ),
@@ -136,26 +206,34 @@ fn check_cycles(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
             continue;
         }
         let mut links = Vec::new();
-        let mut first_arg = None;
+        let mut first_token = None;
         for (n, &at) in cycle.iter().enumerate() {
             let next = cycle[(n + 1) % cycle.len()];
-            let step = &chain.steps[at];
-            let producer = &chain.steps[next];
-            let arg = step
-                .args
+            let key = graph
+                .deps_of(at)
                 .iter()
-                .find(|a| graph.producers.get(&a.to_string()) == Some(&Producer::Step(next)));
+                .find(|(node, _)| *node == next)
+                .and_then(|(_, key)| key.clone());
             if n == 0 {
-                first_arg = arg;
+                first_token = match (at, &key) {
+                    (Node::Step(s), Some(key)) => chain.steps[s].args.iter().find(|a| *a == key),
+                    (Node::Route(r), _) => Some(&chain.routes[r].key),
+                    (Node::Step(s), None) => Some(&chain.steps[s].key),
+                };
             }
-            links.push(format!(
-                "`{}` needs `{}` from `{}`",
-                step.name(),
-                producer.key,
-                producer.name()
-            ));
+            links.push(match key {
+                Some(key) => format!(
+                    "{} needs `{key}` from {}",
+                    describe(chain, at),
+                    describe(chain, next)
+                ),
+                None => format!("{} runs {}", describe(chain, at), describe(chain, next)),
+            });
         }
-        let span_at = first_arg.unwrap_or(&chain.steps[first].key);
+        let span_at = first_token.unwrap_or(match first {
+            Node::Step(s) => &chain.steps[s].key,
+            Node::Route(r) => &chain.routes[r].key,
+        });
         cx.error_spanned_by(
             span_at,
             format!(
@@ -183,27 +261,36 @@ fn check_output(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
         return;
     };
     let key = output.to_string();
-    if graph.producers.contains_key(&key) {
+    if graph.always_produced(chain, &key) {
         return;
     }
-    let known: Vec<String> = chain
-        .inputs
-        .iter()
-        .map(|i| i.key.to_string())
-        .chain(chain.steps.iter().map(|s| s.key.to_string()))
-        .collect();
-    let hint = match suggest::closest(&key, known.iter().map(String::as_str)) {
-        Some(near) => format!("did you mean `{near}`?"),
-        None => format!(
-            "available keys: {}",
-            suggest::list(known.iter().map(String::as_str))
+    let message = match graph.resolve(chain, &key, None) {
+        Err(Unavailable::PartialRoute { route, missing }) => format!(
+            "chain `{}` returns `{key}`, but not every arm of {} produces it: {} {} not; produce `{key}` in every arm (with one type)",
+            chain.name,
+            chain.routes[route].describe(),
+            arm_list(chain, route, &missing),
+            if missing.len() == 1 { "does" } else { "do" },
         ),
+        _ => {
+            let known: Vec<String> = chain
+                .inputs
+                .iter()
+                .map(|i| i.key.to_string())
+                .chain(chain.steps.iter().map(|s| s.key.to_string()))
+                .collect();
+            let hint = match suggest::closest(&key, known.iter().map(String::as_str)) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!(
+                    "available keys: {}",
+                    suggest::list(known.iter().map(String::as_str))
+                ),
+            };
+            format!(
+                "chain `{}` returns `{key}`, but no step outputs it; {hint}",
+                chain.name
+            )
+        }
     };
-    cx.error_spanned_by(
-        output,
-        format!(
-            "chain `{}` returns `{key}`, but no step outputs it; {hint}",
-            chain.name
-        ),
-    );
+    cx.error_spanned_by(output, message);
 }

@@ -9,7 +9,7 @@ use crate::definition::ChainDef;
 use crate::error::StepError;
 use crate::ids::RunId;
 use crate::llm::{Llm, Usage};
-use crate::report::StepRecord;
+use crate::report::{RouteRecord, StepRecord};
 use crate::runtime::Runtime;
 
 /// The state of one run, shared by its steps.
@@ -20,6 +20,7 @@ pub(crate) struct RunShared {
     pub(crate) parent: Option<RunId>,
     pub(crate) started: Instant,
     pub(crate) records: Mutex<Vec<StepRecord>>,
+    pub(crate) routes: Mutex<Vec<RouteRecord>>,
 }
 
 impl RunShared {
@@ -30,6 +31,17 @@ impl RunShared {
             .enumerate()
             .map(|(index, step)| StepRecord::new(index, step.name, step.key))
             .collect();
+        let routes = chain
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(index, route)| RouteRecord {
+                index,
+                key: route.key,
+                arm: None,
+                decided_at: None,
+            })
+            .collect();
         Self {
             id: RunId::new(),
             runtime,
@@ -37,6 +49,7 @@ impl RunShared {
             parent,
             started: Instant::now(),
             records: Mutex::new(records),
+            routes: Mutex::new(routes),
         }
     }
 
@@ -67,6 +80,7 @@ static DETACHED: ChainDef = ChainDef {
     name: "(detached)",
     inputs: &[],
     steps: &[],
+    routes: &[],
     output: "",
 };
 

@@ -14,8 +14,28 @@ pub struct ChainDef {
     pub inputs: &'static [&'static str],
     /// The steps, in declaration order; a step's index is its position here.
     pub steps: &'static [StepDef],
+    /// The routes, in declaration order.
+    pub routes: &'static [RouteDef],
     /// The key the chain returns.
     pub output: &'static str,
+}
+
+/// One `route!`: the key it branches on and its arms.
+#[derive(Debug)]
+pub struct RouteDef {
+    /// The key whose value picks the arm.
+    pub key: &'static str,
+    /// The arms, in declaration order.
+    pub arms: &'static [ArmDef],
+}
+
+/// One arm of a route.
+#[derive(Debug)]
+pub struct ArmDef {
+    /// The pattern as written (`Category::Billing`).
+    pub pattern: &'static str,
+    /// Every step inside the arm (nested routes included), by index.
+    pub steps: &'static [usize],
 }
 
 /// One `step!` of a chain.

@@ -192,12 +192,53 @@ impl RunCx {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let routes = self
+            .shared
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         ExecutionReport {
             run_id: self.shared.id,
             chain: self.shared.chain.name,
             status,
             duration: self.now(),
             steps,
+            routes,
+        }
+    }
+
+    /// Records that route `index` took arm `arm`; the steps of every other arm
+    /// are marked skipped.
+    pub fn route(&self, index: usize, arm: usize) {
+        let Some(route) = self.shared.chain.routes.get(index) else {
+            return;
+        };
+        let decided = self.now();
+        if let Some(record) = self
+            .shared
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(index)
+        {
+            record.arm = route.arms.get(arm).map(|a| a.pattern);
+            record.decided_at = Some(decided);
+        }
+        let mut records = self
+            .shared
+            .records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (other, def) in route.arms.iter().enumerate() {
+            if other == arm {
+                continue;
+            }
+            for &step in def.steps {
+                if let Some(record) = records.get_mut(step) {
+                    record.status = StepStatus::Skipped;
+                }
+            }
         }
     }
 

@@ -21,14 +21,14 @@ mod validate;
 pub mod __private;
 
 pub use context::StepCx;
-pub use definition::{ChainDef, StepDef, StepOptions};
+pub use definition::{ArmDef, ChainDef, RouteDef, StepDef, StepOptions};
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
 pub use ids::RunId;
 pub use llm::{
     BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError, Message, Role,
     ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
 };
-pub use report::{ExecutionReport, Outcome, RunStatus, StepRecord, StepStatus};
+pub use report::{ExecutionReport, Outcome, RouteRecord, RunStatus, StepRecord, StepStatus};
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use step::Step;
 pub use validate::{StepOutput, Validate};

@@ -40,6 +40,21 @@ pub enum StepStatus {
     Succeeded,
     /// It failed (after its retries).
     Failed,
+    /// It sits in a route arm that was not taken.
+    Skipped,
+}
+
+/// Which arm a route took.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteRecord {
+    /// Index of the route in declaration order.
+    pub index: usize,
+    /// The key it branched on.
+    pub key: &'static str,
+    /// The pattern of the arm taken; `None` if the run never reached the route.
+    pub arm: Option<&'static str>,
+    /// When the decision was made, from the start of the run.
+    pub decided_at: Option<Duration>,
 }
 
 /// One step of a run.
@@ -112,6 +127,8 @@ pub struct ExecutionReport {
     pub duration: Duration,
     /// One record per step, in declaration order.
     pub steps: Vec<StepRecord>,
+    /// One record per route, in declaration order.
+    pub routes: Vec<RouteRecord>,
 }
 
 impl ExecutionReport {
@@ -120,6 +137,14 @@ impl ExecutionReport {
         self.steps
             .iter()
             .find(|step| step.name == name_or_key || step.key == name_or_key)
+    }
+
+    /// The pattern of the arm the route on `key` took, if it ran.
+    pub fn route_taken(&self, key: &str) -> Option<&'static str> {
+        self.routes
+            .iter()
+            .find(|r| r.key == key)
+            .and_then(|r| r.arm)
     }
 
     /// Pairs of steps that ran at the same time, by name.
@@ -193,11 +218,19 @@ impl fmt::Display for ExecutionReport {
             self.run_id, self.chain, self.status, self.duration
         )?;
         let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
+        for route in &self.routes {
+            writeln!(
+                f,
+                "  route on `{}`: {}",
+                route.key,
+                route.arm.unwrap_or("(not reached)")
+            )?;
+        }
         for step in &self.steps {
             let window = match (step.started_at, step.finished_at) {
                 (Some(start), Some(end)) => format!("{start:>8.1?} → {end:>8.1?}"),
                 (Some(start), None) => format!("{start:>8.1?} → (cancelled)"),
-                _ => "(not started)".to_owned(),
+                _ => format!("({})", format!("{:?}", step.status).to_lowercase()),
             };
             writeln!(
                 f,
