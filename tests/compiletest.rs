@@ -9,4 +9,5 @@ fn ui() {
     cases.compile_fail("tests/ui/wiring/*.rs");
     cases.compile_fail("tests/ui/syntax/*.rs");
     cases.compile_fail("tests/ui/step/*.rs");
+    cases.compile_fail("tests/ui/routes/*.rs");
 }

@@ -81,6 +81,8 @@ pub(crate) struct ArmDecl {
     pub(crate) pat: Pat,
     /// The pattern as written, for messages and reports (`Category::Billing`).
     pub(crate) label: String,
+    /// The span of the arm's last token.
+    pub(crate) end: Span,
     /// Steps directly in this arm.
     pub(crate) steps: Vec<usize>,
     /// Routes directly in this arm.

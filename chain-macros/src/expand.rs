@@ -482,7 +482,7 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
     };
     let out = slot_ident(&step.key);
     let value = format_ident!("__chain_value", span = call_span);
-    let store = quote_spanned!(call_span=> #out.set(#value););
+    let store = quote_spanned!(call_span=> #out.store(#value););
     quote! {
         let mut #branch = ::core::pin::pin!(async {
             #(#waits)*
@@ -506,11 +506,14 @@ fn route_branch(chain: &Chain, graph: &Graph, index: usize) -> TokenStream {
     let branch = format_ident!("__chain_r{}", index);
     let slot = slot_ident(&route.key);
     let value = format_ident!("__chain_route_value", span = route.key.span());
+    // Each generated arm ends on the span of the user's arm, so rustc's "add a
+    // match arm" suggestion lands after the user's last arm.
     let pats = route.arms.iter().enumerate().map(|(a, arm)| {
         let pat = child_pat(&arm.pat);
-        quote!(#pat => #a)
+        let index = syn::LitInt::new(&format!("{a}usize"), arm.end);
+        quote_spanned!(arm.end=> #pat => #index)
     });
-    let decide = quote_spanned!(route.key.span()=> match #value { #(#pats,)* });
+    let decide = quote_spanned!(route.key.span()=> match *#value { #(#pats,)* });
     let bodies = (0..route.arms.len()).map(|arm| {
         let body = scope_join(chain, graph, Some(ArmRef { route: index, arm }));
         quote!(#arm => #body)

@@ -319,7 +319,7 @@ impl BodyParser<'_> {
             arms: Vec::new(),
             scope,
         });
-        for (arm, (pat, body)) in raw.arms.into_iter().enumerate() {
+        for (arm, (pat, body, end)) in raw.arms.into_iter().enumerate() {
             let label = quote::ToTokens::to_token_stream(&pat)
                 .to_string()
                 .replace(" :: ", "::")
@@ -329,6 +329,7 @@ impl BodyParser<'_> {
             self.routes[index].arms.push(ArmDecl {
                 pat,
                 label,
+                end,
                 steps: Vec::new(),
                 routes: Vec::new(),
             });
@@ -340,7 +341,7 @@ impl BodyParser<'_> {
 /// `route!` as written.
 struct RawRoute {
     key: Ident,
-    arms: Vec<(Pat, Vec<Stmt>)>,
+    arms: Vec<(Pat, Vec<Stmt>, proc_macro2::Span)>,
 }
 
 const ROUTE_FORM: &str = "`route!(key { Enum::Variant => step!(...), ... })`";
@@ -378,24 +379,28 @@ impl Parse for RawRoute {
                     format!("expected `=>` after the pattern: {ROUTE_FORM}"),
                 )
             })?;
-            let body = if content.peek(token::Brace) {
+            let (body, end) = if content.peek(token::Brace) {
                 let block;
-                syn::braced!(block in content);
+                let brace = syn::braced!(block in content);
                 let stmts = Block::parse_within(&block)?;
                 if content.peek(Token![,]) {
                     content.parse::<Token![,]>()?;
                 }
-                stmts
+                (stmts, brace.span.close())
             } else {
                 let expr: Expr = content.parse()?;
+                let end = match &expr {
+                    Expr::Macro(mac) => mac.mac.delimiter.span().close(),
+                    other => syn::spanned::Spanned::span(other),
+                };
                 if !content.is_empty() {
                     content
                         .parse::<Token![,]>()
                         .map_err(|e| syn::Error::new(e.span(), "expected `,` after the arm"))?;
                 }
-                vec![Stmt::Expr(expr, None)]
+                (vec![Stmt::Expr(expr, None)], end)
             };
-            arms.push((pat, body));
+            arms.push((pat, body, end));
         }
         if arms.is_empty() {
             return Err(syn::Error::new(

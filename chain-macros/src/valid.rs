@@ -179,7 +179,7 @@ fn check_inputs_available(cx: &mut Ctxt, chain: &Chain, graph: &Graph) {
     }
     for route in &chain.routes {
         if let Err(reason) = graph.resolve(chain, &route.key.to_string(), route.scope) {
-            let who = route.describe();
+            let who = "the route".to_owned();
             report_unavailable(cx, chain, &who, &route.key, None, reason);
         }
     }

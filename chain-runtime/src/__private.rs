@@ -49,6 +49,25 @@ impl<'a, T> FromKey<'a, Option<T>> for Option<&'a T> {
     }
 }
 
+/// A step's output stored under a key: the types must be equal. Spelled as a
+/// trait so a mismatch (two route arms producing different types, a wrong
+/// `key: Type` annotation) gets a message in the user's terms.
+#[diagnostic::on_unimplemented(
+    message = "this step produces `{Self}`, but its key holds `{T}`",
+    label = "produces `{Self}`, expected `{T}`",
+    note = "a key has one type: its `key: Type` annotation, or what its first producer returns; every route arm writing the key must produce that type"
+)]
+pub trait KeyType<T> {
+    /// The value, as the key's type.
+    fn into_key(self) -> T;
+}
+
+impl<T> KeyType<T> for T {
+    fn into_key(self) -> T {
+        self
+    }
+}
+
 /// Runs a `validate = path` hook: any `Fn(&T) -> Result<(), E: Display>`.
 pub fn validate_with<T, E: Display>(
     hook: impl Fn(&T) -> Result<(), E>,

@@ -46,6 +46,12 @@ impl<T> Slot<T> {
         let _ = self.cell.set(value);
     }
 
+    /// Stores a step's output: like [`Slot::set`], with the type check spelled
+    /// as a bound so a mismatch is reported in the user's terms.
+    pub fn store<V: crate::__private::KeyType<T>>(&self, value: V) {
+        self.set(value.into_key());
+    }
+
     /// The value, if set.
     pub fn get(&self) -> Option<&T> {
         self.cell.get()

@@ -1,0 +1,49 @@
+use prompt_chain::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum Category {
+    Technical,
+    Billing,
+    General,
+}
+
+#[step]
+async fn classify(_cx: &StepCx, ticket: &str) -> StepResult<Category> {
+    let _ = ticket;
+    Ok(Category::General)
+}
+
+#[step]
+async fn technical_support(_cx: &StepCx, ticket: &str) -> StepResult<String> {
+    Ok(ticket.to_owned())
+}
+
+#[step]
+async fn handle_billing(_cx: &StepCx, ticket: &str) -> StepResult<String> {
+    Ok(ticket.to_owned())
+}
+
+#[step]
+async fn general_inquiry(_cx: &StepCx, ticket: &str) -> StepResult<String> {
+    Ok(ticket.to_owned())
+}
+
+#[step]
+async fn sign(_cx: &StepCx, reply: &str) -> StepResult<String> {
+    Ok(reply.to_owned())
+}
+
+#[chain]
+async fn support_router(ticket: String) -> String {
+    step!(category = classify(ticket));
+    route!(category {
+        Category::Technical => step!(reply = technical_support(ticket)),
+        Category::Billing => step!(answer = handle_billing(ticket)),
+        Category::General => step!(response = general_inquiry(ticket)),
+    });
+    step!(signed = sign(reply));
+    signed
+}
+
+fn main() {}
