@@ -10,4 +10,5 @@ fn ui() {
     cases.compile_fail("tests/ui/syntax/*.rs");
     cases.compile_fail("tests/ui/step/*.rs");
     cases.compile_fail("tests/ui/routes/*.rs");
+    cases.compile_fail("tests/ui/loops/*.rs");
 }

@@ -105,6 +105,10 @@ pub(crate) struct StepOptions {
     pub(crate) retry: Option<u32>,
     /// `timeout = 30s`, in milliseconds.
     pub(crate) timeout_ms: Option<u64>,
+    /// `until = path`: the loop's stop condition.
+    pub(crate) until: Option<Path>,
+    /// `max = N`: the step is a loop of at most `N` iterations.
+    pub(crate) max: Option<u32>,
 }
 
 impl RouteDecl {

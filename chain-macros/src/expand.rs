@@ -334,7 +334,10 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
 
             #definition
 
+            // Hooks are called through closures on purpose: the closure's
+            // argument type comes from the key, so `&str` hooks take `String` keys.
             #[doc(hidden)]
+            #[allow(clippy::redundant_closure)]
             #item_vis async fn __execute(
                 __chain_runtime: &::prompt_chain::Runtime,
                 __chain_parent: ::core::option::Option<&::prompt_chain::StepCx>,
@@ -472,27 +475,72 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
     });
     let callee = child_path(&step.callee);
     let call_span = step.callee.span();
+    let looping = step.options.max.is_some();
+    let args: Vec<TokenStream> = args.collect();
+    let args = if looping {
+        // A loop's first input is the previous iteration's output after the first.
+        let mut args = args;
+        if let (Some(first), Some(arg)) = (args.first_mut(), step.args.first()) {
+            let local = format_ident!("__chain_a0", span = arg.span());
+            *first = quote_spanned!(arg.span()=> match &__chain_previous {
+                ::core::option::Option::Some(__chain_previous) => ::prompt_chain::__private::FromKey::from_key(&**__chain_previous),
+                ::core::option::Option::None => ::prompt_chain::__private::FromKey::from_key(#local),
+            });
+        }
+        args
+    } else {
+        args
+    };
     let call = quote_spanned!(call_span=> #callee(&__chain_cx, #(#args),*).await);
+    let out = slot_ident(&step.key);
     let validate = match &step.options.validate {
         Some(path) => {
             let path = child_path(path);
-            quote_spanned!(path.span()=> ::prompt_chain::__private::validate_with(#path))
+            let out = Ident::new(&out.to_string(), path.span());
+            if step.options.max.is_some() {
+                quote_spanned!(path.span()=> #out.validate_each(|__chain_v| #path(__chain_v)))
+            } else {
+                quote_spanned!(path.span()=> #out.validate(|__chain_v| #path(__chain_v)))
+            }
         }
         None => quote!(::prompt_chain::__private::no_validation),
     };
-    let out = slot_ident(&step.key);
     let value = format_ident!("__chain_value", span = call_span);
     let store = quote_spanned!(call_span=> #out.store(#value););
-    quote! {
-        let mut #branch = ::core::pin::pin!(async {
-            #(#waits)*
-            let #value = __chain_run
+    let run = if looping {
+        let until = match &step.options.until {
+            Some(path) => {
+                let path = child_path(path);
+                let out = Ident::new(&out.to_string(), path.span());
+                quote_spanned!(path.span()=> #out.until(|__chain_v| #path(__chain_v)))
+            }
+            None => quote!(::prompt_chain::__private::never),
+        };
+        quote! {
+            __chain_run
+                .repeat(
+                    #index,
+                    move |__chain_cx: ::prompt_chain::StepCx, __chain_previous| async move { #call },
+                    #validate,
+                    #until,
+                )
+                .await?
+        }
+    } else {
+        quote! {
+            __chain_run
                 .step(
                     #index,
                     move |__chain_cx: ::prompt_chain::StepCx| async move { #call },
                     #validate,
                 )
-                .await?;
+                .await?
+        }
+    };
+    quote! {
+        let mut #branch = ::core::pin::pin!(async {
+            #(#waits)*
+            let #value = #run;
             #store
             ::core::result::Result::<(), ::prompt_chain::ChainError>::Ok(())
         });
@@ -558,6 +606,10 @@ fn chain_definition(chain: &Chain) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let validated = step.options.validate.is_some();
+        let max_iterations = match step.options.max {
+            Some(n) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             ::prompt_chain::StepDef {
                 name: #step_name,
@@ -567,6 +619,7 @@ fn chain_definition(chain: &Chain) -> TokenStream {
                     retries: #retries,
                     timeout: #timeout,
                     validated: #validated,
+                    max_iterations: #max_iterations,
                 },
             }
         }
@@ -675,7 +728,12 @@ fn slot_type(step: &StepDecl) -> TokenStream {
         None => {
             let mut callee = step.callee.clone();
             ChildPaths { callee: false }.visit_path_mut(&mut callee);
-            quote_spanned!(step.callee.span()=> <#callee::Step as ::prompt_chain::Step>::Output)
+            let output = quote_spanned!(step.callee.span()=> <#callee::Step as ::prompt_chain::Step>::Output);
+            if step.options.max.is_some() {
+                quote!(::prompt_chain::Loop<#output>)
+            } else {
+                output
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::ctxt::Ctxt;
 use crate::suggest;
 
 /// The options `step!` accepts.
-const OPTIONS: [&str; 3] = ["validate", "retry", "timeout"];
+const OPTIONS: [&str; 5] = ["validate", "retry", "timeout", "until", "max"];
 
 /// How a step is written, for messages.
 const STEP_FORM: &str = "`step!(key = function(input, ...))`";
@@ -524,6 +524,12 @@ fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> Option<StepD
         }
     }
     let options = parse_options(cx, raw.options);
+    if options.max.is_some() && args.is_empty() && raw.args.is_empty() {
+        cx.error_spanned_by(
+            &raw.key,
+            "a loop step feeds each output back in as its first input, so it needs at least one input",
+        );
+    }
     Some(StepDecl {
         key: raw.key,
         ty: raw.ty,
@@ -537,6 +543,8 @@ fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> Option<StepD
 fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptions {
     let mut options = StepOptions::default();
     let mut seen: Vec<String> = Vec::new();
+    let mut until_token: Option<Ident> = None;
+    let mut max_given = false;
     for (name, value) in raw {
         let label = name.to_string();
         if seen.contains(&label) {
@@ -562,6 +570,27 @@ fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptions {
                     "`retry` takes the number of retries after a failed attempt, such as `retry = 3`",
                 ),
             },
+            "until" => match value {
+                Expr::Path(path) if path.qself.is_none() => {
+                    until_token = Some(name.clone());
+                    options.until = Some(path.path);
+                }
+                other => cx.error_spanned_by(
+                    other,
+                    "`until` takes the path of a function `fn(&T) -> bool` that says when the loop is done, such as `until = approved`",
+                ),
+            },
+            "max" => match int_literal(&value).inspect(|_| max_given = true) {
+                Some((lit, "")) => match lit.base10_parse::<u32>() {
+                    Ok(0) => cx.error_spanned_by(lit, "`max` is the most iterations a loop runs: at least 1"),
+                    Ok(n) => options.max = Some(n),
+                    Err(error) => cx.syn_error(error),
+                },
+                _ => cx.error_spanned_by(
+                    value,
+                    "`max` takes the most iterations the loop runs, such as `max = 3`",
+                ),
+            },
             "timeout" => match int_literal(&value).and_then(|(lit, unit)| duration_ms(lit, unit)) {
                 Some(Ok(ms)) => options.timeout_ms = Some(ms),
                 Some(Err(error)) => cx.syn_error(error),
@@ -584,6 +613,12 @@ fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptions {
                 );
             }
         }
+    }
+    if let (Some(until), false) = (&until_token, max_given) {
+        cx.error_spanned_by(
+            until,
+            "a loop needs a bound: add `max = N` (the most iterations) next to `until`",
+        );
     }
     options
 }

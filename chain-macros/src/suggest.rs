@@ -42,6 +42,8 @@ pub(crate) fn option_alias(word: &str) -> Option<&'static str> {
         }
         "validator" | "validation" | "check" | "validate_with" | "validates" => Some("validate"),
         "timeout_ms" | "timeout_secs" | "deadline" | "time_limit" | "timeouts" => Some("timeout"),
+        "while_not" | "stop_when" | "until_fn" | "done" | "condition" => Some("until"),
+        "max_iterations" | "max_iter" | "iterations" | "times" | "repeat" | "loop" => Some("max"),
         _ => None,
     }
 }

@@ -5,8 +5,6 @@ pub use crate::executor::{ContextValue, RunCx};
 pub use crate::slot::{Branch, Slot, join_steps};
 pub use serde;
 
-use std::fmt::Display;
-
 /// How a step parameter is taken from a key's value: by reference (`&T`), as a
 /// borrowed view (`&str` from `String`, `&[T]` from `Vec<T>`), or as a clone (`T`).
 #[diagnostic::on_unimplemented(
@@ -43,6 +41,24 @@ impl<'a, T> FromKey<'a, Vec<T>> for &'a [T] {
     }
 }
 
+impl<'a, T> FromKey<'a, crate::Loop<T>> for &'a T {
+    fn from_key(value: &'a crate::Loop<T>) -> &'a T {
+        &value.value
+    }
+}
+
+impl<'a> FromKey<'a, crate::Loop<String>> for &'a str {
+    fn from_key(value: &'a crate::Loop<String>) -> &'a str {
+        &value.value
+    }
+}
+
+impl<'a, T: Clone> FromKey<'a, crate::Loop<T>> for T {
+    fn from_key(value: &'a crate::Loop<T>) -> T {
+        value.value.clone()
+    }
+}
+
 impl<'a, T> FromKey<'a, Option<T>> for Option<&'a T> {
     fn from_key(value: &'a Option<T>) -> Option<&'a T> {
         value.as_ref()
@@ -68,11 +84,9 @@ impl<T> KeyType<T> for T {
     }
 }
 
-/// Runs a `validate = path` hook: any `Fn(&T) -> Result<(), E: Display>`.
-pub fn validate_with<T, E: Display>(
-    hook: impl Fn(&T) -> Result<(), E>,
-) -> impl Fn(&T) -> Result<(), String> {
-    move |value| hook(value).map_err(|error| error.to_string())
+/// The condition of a loop with `max` but no `until`: run every iteration.
+pub fn never<T>(_: &T) -> bool {
+    false
 }
 
 /// The hook of a step with no `validate = ...`.

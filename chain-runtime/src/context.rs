@@ -74,6 +74,7 @@ pub struct StepCx {
     pub(crate) name: &'static str,
     pub(crate) key: &'static str,
     pub(crate) attempt: u32,
+    pub(crate) iteration: u32,
 }
 
 static DETACHED: ChainDef = ChainDef {
@@ -98,6 +99,7 @@ impl StepCx {
             name: step,
             key: step,
             attempt: 1,
+            iteration: 1,
         }
     }
 
@@ -134,6 +136,11 @@ impl StepCx {
     /// The current attempt, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// The current iteration of a loop step, from 1 (always 1 for other steps).
+    pub fn iteration(&self) -> u32 {
+        self.iteration
     }
 
     /// The runtime the run belongs to.
@@ -182,6 +189,7 @@ impl std::fmt::Debug for StepCx {
             .field("chain", &self.run.chain.name)
             .field("step", &self.name)
             .field("attempt", &self.attempt)
+            .field("iteration", &self.iteration)
             .finish()
     }
 }

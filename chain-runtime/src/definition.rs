@@ -60,6 +60,8 @@ pub struct StepOptions {
     pub timeout: Option<Duration>,
     /// Whether `validate = path` was given.
     pub validated: bool,
+    /// `max = N`: the step is a loop of at most `N` iterations.
+    pub max_iterations: Option<u32>,
 }
 
 impl ChainDef {

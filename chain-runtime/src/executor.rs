@@ -17,7 +17,8 @@ use crate::context::{RunShared, StepCx};
 use crate::definition::{ChainDef, StepDef};
 use crate::error::{ChainError, FailureKind, StepResult};
 use crate::ids::splitmix64;
-use crate::report::{ExecutionReport, Outcome, RunStatus, StepStatus};
+use crate::looping::{Loop, LoopStop};
+use crate::report::{ExecutionReport, IterationRecord, Outcome, RunStatus, StepStatus};
 use crate::runtime::Runtime;
 use crate::slot::Slot;
 use crate::validate::StepOutput;
@@ -75,7 +76,7 @@ impl RunCx {
     pub async fn step<T, F, Fut, V>(
         &self,
         index: usize,
-        mut call: F,
+        call: F,
         validate: V,
     ) -> Result<T, ChainError>
     where
@@ -85,38 +86,136 @@ impl RunCx {
         V: Fn(&T) -> Result<(), String>,
     {
         let def = self.step_def(index)?;
-        let runtime = &self.shared.runtime.inner;
-        let retries = def.options.retries.unwrap_or(runtime.retry.retries);
-        let timeout = def.options.timeout.or(runtime.timeout);
+        self.begin(index);
+        let result = self.attempts(def, index, 1, call, &validate).await;
+        self.end(index, result.is_ok());
+        result.map(|(value, _)| value)
+    }
+
+    /// Runs loop step `index`: iteration 1 calls `call` with `None`, every
+    /// later one with the previous iteration's output, until `until` holds on
+    /// an output or `max_iterations` have run.
+    pub async fn repeat<T, F, Fut, V, U>(
+        &self,
+        index: usize,
+        mut call: F,
+        validate: V,
+        until: U,
+    ) -> Result<Loop<T>, ChainError>
+    where
+        T: Serialize + Send + Sync + 'static,
+        F: FnMut(StepCx, Option<Arc<T>>) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+        U: Fn(&T) -> bool,
+    {
+        let def = self.step_def(index)?;
+        let max = def.options.max_iterations.unwrap_or(1).max(1);
+        self.begin(index);
+        let mut previous: Option<Arc<T>> = None;
+        let mut iteration = 0u32;
+        loop {
+            iteration += 1;
+            let started_at = self.now();
+            let attempted = self
+                .attempts(
+                    def,
+                    index,
+                    iteration,
+                    |cx| call(cx, previous.clone()),
+                    &validate,
+                )
+                .await;
+            let (value, attempts) = match attempted {
+                Ok(done) => done,
+                Err(error) => {
+                    self.end(index, false);
+                    return Err(error);
+                }
+            };
+            let converged = until(&value);
+            let finished_at = self.now();
+            self.shared.record(index, |record| {
+                record.iterations.push(IterationRecord {
+                    iteration,
+                    started_at,
+                    finished_at,
+                    attempts,
+                    converged,
+                });
+            });
+            if converged || iteration >= max {
+                self.end(index, true);
+                let stop = if converged {
+                    LoopStop::Converged
+                } else {
+                    LoopStop::MaxIterations
+                };
+                return Ok(Loop {
+                    value,
+                    iterations: iteration,
+                    stop,
+                });
+            }
+            previous = Some(Arc::new(value));
+        }
+    }
+
+    fn begin(&self, index: usize) {
         let ready = self.now();
         self.shared.record(index, |record| {
             record.ready_at = Some(ready);
             record.started_at = Some(ready);
             record.status = StepStatus::Running;
         });
+    }
 
+    fn end(&self, index: usize, succeeded: bool) {
+        let finished = self.now();
+        self.shared.record(index, |record| {
+            record.finished_at = Some(finished);
+            record.status = if succeeded {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            };
+        });
+    }
+
+    /// The attempts of one run of a step (one iteration of a loop): retries
+    /// retryable failures with backoff; returns the value and the attempts used.
+    async fn attempts<T, F, Fut, V>(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        iteration: u32,
+        mut call: F,
+        validate: &V,
+    ) -> Result<(T, u32), ChainError>
+    where
+        T: Serialize + Send + Sync + 'static,
+        F: FnMut(StepCx) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
+        let runtime = &self.shared.runtime.inner;
+        let retries = def.options.retries.unwrap_or(runtime.retry.retries);
+        let timeout = def.options.timeout.or(runtime.timeout);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.shared
-                .record(index, |record| record.attempts = attempt);
+            self.shared.record(index, |record| record.attempts += 1);
             let cx = StepCx {
                 run: Arc::clone(&self.shared),
                 index,
                 name: def.name,
                 key: def.key,
                 attempt,
+                iteration,
             };
             let (kind, retryable) = match run_attempt(call(cx), timeout).await {
-                Ok(value) => match self.check(def, attempt, &value, &validate) {
-                    Ok(()) => {
-                        let finished = self.now();
-                        self.shared.record(index, |record| {
-                            record.finished_at = Some(finished);
-                            record.status = StepStatus::Succeeded;
-                        });
-                        return Ok(value);
-                    }
+                Ok(value) => match self.check(def, attempt, &value, validate) {
+                    Ok(()) => return Ok((value, attempt)),
                     Err(message) => (FailureKind::Validation { message }, false),
                 },
                 Err(AttemptError::Step(error)) => {
@@ -130,11 +229,6 @@ impl RunCx {
                 tokio::time::sleep(self.backoff(index, attempt)).await;
                 continue;
             }
-            let finished = self.now();
-            self.shared.record(index, |record| {
-                record.finished_at = Some(finished);
-                record.status = StepStatus::Failed;
-            });
             return Err(ChainError::step_failed(
                 self.shared.chain.name,
                 def.name,

@@ -11,6 +11,7 @@ mod error;
 mod executor;
 mod ids;
 mod llm;
+mod looping;
 mod report;
 mod runtime;
 mod slot;
@@ -28,7 +29,10 @@ pub use llm::{
     BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError, Message, Role,
     ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
 };
-pub use report::{ExecutionReport, Outcome, RouteRecord, RunStatus, StepRecord, StepStatus};
+pub use looping::{Loop, LoopStop};
+pub use report::{
+    ExecutionReport, IterationRecord, Outcome, RouteRecord, RunStatus, StepRecord, StepStatus,
+};
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use step::Step;
 pub use validate::{StepOutput, Validate};

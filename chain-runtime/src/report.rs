@@ -78,6 +78,23 @@ pub struct StepRecord {
     pub finished_at: Option<Duration>,
     /// Tokens used by its model calls, over all attempts.
     pub usage: Usage,
+    /// For a loop step, one record per iteration (empty for other steps).
+    pub iterations: Vec<IterationRecord>,
+}
+
+/// One iteration of a loop step.
+#[derive(Debug, Clone, Serialize)]
+pub struct IterationRecord {
+    /// The iteration, from 1.
+    pub iteration: u32,
+    /// When it started, from the start of the run.
+    pub started_at: Duration,
+    /// When it finished, from the start of the run.
+    pub finished_at: Duration,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// Whether the `until` condition held on its output.
+    pub converged: bool,
 }
 
 impl StepRecord {
@@ -92,6 +109,7 @@ impl StepRecord {
             started_at: None,
             finished_at: None,
             usage: Usage::default(),
+            iterations: Vec::new(),
         }
     }
 

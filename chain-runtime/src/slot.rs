@@ -20,6 +20,31 @@ pub struct Slot<T> {
     cell: OnceLock<T>,
 }
 
+impl<T> Slot<crate::Loop<T>> {
+    /// Checks an `until = path` condition against this loop key's element type.
+    pub fn until(&self, condition: impl Fn(&T) -> bool) -> impl Fn(&T) -> bool {
+        condition
+    }
+
+    /// Checks a `validate = path` hook against this loop key's element type.
+    pub fn validate_each<E: std::fmt::Display>(
+        &self,
+        hook: impl Fn(&T) -> Result<(), E>,
+    ) -> impl Fn(&T) -> Result<(), String> {
+        move |value| hook(value).map_err(|error| error.to_string())
+    }
+}
+
+impl<T> Slot<T> {
+    /// Checks a `validate = path` hook against this key's type.
+    pub fn validate<E: std::fmt::Display>(
+        &self,
+        hook: impl Fn(&T) -> Result<(), E>,
+    ) -> impl Fn(&T) -> Result<(), String> {
+        move |value| hook(value).map_err(|error| error.to_string())
+    }
+}
+
 impl<T> Default for Slot<T> {
     fn default() -> Self {
         Self::new()

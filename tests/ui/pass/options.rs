@@ -38,3 +38,19 @@ async fn main() {
     assert_eq!(def.steps[4].options.timeout, Some(std::time::Duration::from_secs(120)));
     assert!(def.steps[0].options.validated);
 }
+
+// Hooks may take a view of the key (`&str` for a `String` key).
+fn short_enough(text: &str) -> Result<(), String> {
+    if text.len() < 1000 { Ok(()) } else { Err("too long".into()) }
+}
+
+fn done(text: &str) -> bool {
+    text.len() > 3
+}
+
+#[chain]
+async fn views(text: String) -> prompt_chain::Loop<String> {
+    step!(checked = analyze(text), validate = short_enough);
+    step!(grown = analyze(checked), until = done, max = 2, validate = short_enough);
+    grown
+}
