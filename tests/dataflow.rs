@@ -659,3 +659,26 @@ fn run_futures_and_outcomes_are_send() {
     );
     assert_send(&future);
 }
+
+/// A permanent failure inside a sub-chain stays permanent for the parent: a
+/// `retry` on the sub-chain's step does not run it again.
+#[chain]
+async fn retried_outer(topic: String) -> String {
+    step!(inner = doomed(topic), retry = 3);
+    inner
+}
+
+#[tokio::test]
+async fn permanent_errors_inside_sub_chains_are_not_retried() {
+    let model = ScriptedModel::new()
+        .on_step("left", "L")
+        .on_step("right", "R");
+    let rt = Runtime::builder().model(model.clone()).build();
+    let error = retried_outer::run(&rt, retried_outer::Input { topic: "t".into() })
+        .await
+        .expect_err("fail_on is permanent");
+    assert_eq!(error.attempt(), 1);
+    assert!(!error.is_retryable());
+    assert_eq!(model.calls_for("left"), 1, "the sub-chain ran once");
+    assert_eq!(error.path(), ["retried_outer", "doomed", "fail_on"]);
+}

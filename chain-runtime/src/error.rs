@@ -113,8 +113,15 @@ impl fmt::Display for StepError {
 #[non_exhaustive]
 pub enum FailureKind {
     /// The step returned an error.
-    #[error("{0}")]
-    Failed(#[source] BoxError),
+    #[error("{source}")]
+    Failed {
+        /// The step's error.
+        #[source]
+        source: BoxError,
+        /// Whether a retry may succeed, as the step's error said
+        /// ([`StepError::is_retryable`]).
+        retryable: bool,
+    },
     /// The step's output was rejected by a validation hook.
     #[error("output rejected by validation: {message}")]
     Validation {
@@ -145,15 +152,7 @@ impl FailureKind {
     /// Whether retrying the step could help.
     pub fn is_retryable(&self) -> bool {
         match self {
-            FailureKind::Failed(source) => {
-                if let Some(llm) = source.downcast_ref::<LlmError>() {
-                    llm.is_retryable()
-                } else if let Some(chain) = source.downcast_ref::<ChainError>() {
-                    chain.kind().is_retryable()
-                } else {
-                    true
-                }
-            }
+            FailureKind::Failed { retryable, .. } => *retryable,
             FailureKind::TimedOut { .. } => true,
             FailureKind::Validation { .. }
             | FailureKind::Panicked { .. }
@@ -274,7 +273,7 @@ impl ChainError {
         let mut current = self;
         while let Some(step) = current.inner.step {
             path.push(step);
-            let FailureKind::Failed(source) = &current.inner.kind else {
+            let FailureKind::Failed { source, .. } = &current.inner.kind else {
                 break;
             };
             let Some(inner) = source.downcast_ref::<ChainError>() else {
@@ -292,7 +291,7 @@ impl ChainError {
     /// own error (recursively); otherwise `self`.
     pub fn root_cause(&self) -> &ChainError {
         let mut current = self;
-        while let FailureKind::Failed(source) = &current.inner.kind {
+        while let FailureKind::Failed { source, .. } = &current.inner.kind {
             match source.downcast_ref::<ChainError>() {
                 Some(inner) => current = inner,
                 None => break,
@@ -340,7 +339,7 @@ impl fmt::Display for ChainError {
 impl StdError for ChainError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match &self.inner.kind {
-            FailureKind::Failed(source) => Some(&**source),
+            FailureKind::Failed { source, .. } => Some(&**source),
             _ => None,
         }
     }

@@ -220,7 +220,8 @@ impl RunCx {
                 },
                 Err(AttemptError::Step(error)) => {
                     let retryable = error.is_retryable();
-                    (FailureKind::Failed(error.into_source()), retryable)
+                    let source = error.into_source();
+                    (FailureKind::Failed { source, retryable }, retryable)
                 }
                 Err(AttemptError::Panicked(message)) => (FailureKind::Panicked { message }, false),
                 Err(AttemptError::TimedOut(after)) => (FailureKind::TimedOut { after }, true),
