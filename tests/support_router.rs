@@ -218,3 +218,20 @@ async fn a_missing_knowledge_base_fails_with_the_whole_path() {
         Some("Category::Technical")
     );
 }
+
+/// The README shows the router as an excerpt of the example: keep it verbatim.
+#[test]
+fn the_readme_excerpt_matches_the_example() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../examples/support_router/main.rs");
+    let excerpt = readme
+        .split("```rust,ignore\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README has the router excerpt");
+    assert!(excerpt.contains("route!(category {"));
+    assert!(
+        example.contains(excerpt),
+        "README excerpt differs from the example:\n{excerpt}"
+    );
+}

@@ -460,7 +460,7 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
                 .collect();
             vec![Ticket {
                 id: "T-CLI".into(),
-                customer: "You".into(),
+                customer: String::new(),
                 subject,
                 body: text,
             }]
@@ -499,8 +499,9 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
     }
     per_route.sort();
     println!(
-        "{} tickets in {:.2} s; one at a time they take {:.2} s. {tokens} tokens.",
+        "{} ticket{} in {:.2} s; one at a time they take {:.2} s. {tokens} tokens.",
         outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" },
         wall.as_secs_f64(),
         one_at_a_time.as_secs_f64()
     );
