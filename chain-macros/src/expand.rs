@@ -19,9 +19,10 @@ const GENERATED_NAMES: [&str; 4] = ["Input", "Output", "Return", "Step"];
 
 /// Functions the generated modules define; a step function with one of these
 /// names is called through `super::` so the module's own item does not shadow it.
-const GENERATED_FNS: [&str; 8] = [
+const GENERATED_FNS: [&str; 9] = [
     "run",
     "execute",
+    "execute_with_events",
     "definition",
     "call",
     "__execute",
@@ -222,11 +223,12 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             execute_body(chain, graph),
             quote_spanned!(output.span()=> __chain_outputs.#output),
             quote! {
-                let __chain_outputs = __execute(runtime, ::core::option::Option::None, input).await.result?;
+                let __chain_outputs = __execute(runtime, ::prompt_chain::RunOptions::default(), input).await.result?;
                 ::core::result::Result::Ok(__chain_return(__chain_outputs))
             },
             quote! {
-                match __execute(cx.runtime(), ::core::option::Option::Some(cx), input).await.result {
+                let __chain_options = ::prompt_chain::RunOptions { parent: ::core::option::Option::Some(cx), events: ::core::option::Option::None };
+                match __execute(cx.runtime(), __chain_options, input).await.result {
                     ::core::result::Result::Ok(__chain_outputs) => ::core::result::Result::Ok(__chain_return(__chain_outputs)),
                     ::core::result::Result::Err(error) => ::core::result::Result::Err(::prompt_chain::StepError::from(error)),
                 }
@@ -314,7 +316,21 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 runtime: &::prompt_chain::Runtime,
                 input: Input,
             ) -> ::prompt_chain::Outcome<Output> {
-                __execute(runtime, ::core::option::Option::None, input).await
+                __execute(runtime, ::prompt_chain::RunOptions::default(), input).await
+            }
+
+            /// Like `execute`, and the run's events (its sub-chains' included) as
+            /// a stream; poll both, for example with `tokio::join!` or by spawning the run.
+            #item_vis fn execute_with_events(
+                runtime: &::prompt_chain::Runtime,
+                input: Input,
+            ) -> (
+                ::prompt_chain::EventStream,
+                impl ::core::future::Future<Output = ::prompt_chain::Outcome<Output>> + ::core::marker::Send + '_,
+            ) {
+                let (__chain_sink, __chain_stream) = ::prompt_chain::EventStream::channel();
+                let __chain_options = ::prompt_chain::RunOptions { parent: ::core::option::Option::None, events: ::core::option::Option::Some(__chain_sink) };
+                (__chain_stream, __execute(runtime, __chain_options, input))
             }
 
             #[doc(hidden)]
@@ -340,7 +356,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             #[allow(clippy::redundant_closure)]
             #item_vis async fn __execute(
                 __chain_runtime: &::prompt_chain::Runtime,
-                __chain_parent: ::core::option::Option<&::prompt_chain::StepCx>,
+                __chain_options: ::prompt_chain::RunOptions<'_>,
                 __chain_input: Input,
             ) -> ::prompt_chain::Outcome<Output> {
                 #execute_body
@@ -413,7 +429,7 @@ fn execute_body(chain: &Chain, graph: &Graph) -> TokenStream {
         quote!((#name, &#slot as &dyn ::prompt_chain::__private::ContextValue))
     });
     quote! {
-        let __chain_run = ::prompt_chain::__private::RunCx::start(__chain_runtime, &__CHAIN_DEF, __chain_parent);
+        let __chain_run = ::prompt_chain::__private::RunCx::start(__chain_runtime, &__CHAIN_DEF, __chain_options);
         #(#input_slots)*
         #(#step_slots)*
         let __chain_joined = #join;

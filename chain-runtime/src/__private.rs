@@ -1,6 +1,7 @@
 //! Support for the code the macros generate. Not a public API: it may change
 //! in any release.
 
+pub use crate::events::EventSink;
 pub use crate::executor::{ContextValue, RunCx};
 pub use crate::slot::{Branch, Slot, join_steps};
 pub use serde;

@@ -1,16 +1,31 @@
-//! [`StepCx`]: what a step knows about its run and what it can reach.
+//! [`StepCx`]: what a step knows about its run and what it can reach; and the
+//! state a run shares with its steps.
 
 use std::any::type_name;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
 use crate::definition::ChainDef;
 use crate::error::StepError;
+use crate::events::{Event, EventKind, EventSink};
 use crate::ids::RunId;
 use crate::llm::{Llm, Usage};
+use crate::pricing::add_cost;
 use crate::report::{RouteRecord, StepRecord};
 use crate::runtime::Runtime;
+
+/// How the generated code starts a run: as a sub-chain of a step, with an
+/// event stream. Not a public API.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct RunOptions<'a> {
+    /// The step running this chain as a sub-chain.
+    pub parent: Option<&'a StepCx>,
+    /// Where to send this run's events, besides the runtime's observers.
+    pub events: Option<EventSink>,
+}
 
 /// The state of one run, shared by its steps.
 pub(crate) struct RunShared {
@@ -18,13 +33,20 @@ pub(crate) struct RunShared {
     pub(crate) runtime: Runtime,
     pub(crate) chain: &'static ChainDef,
     pub(crate) parent: Option<RunId>,
+    parent_path: Option<Arc<str>>,
+    path: OnceLock<Arc<str>>,
     pub(crate) started: Instant,
+    started_unix_ms: u64,
     pub(crate) records: Mutex<Vec<StepRecord>>,
     pub(crate) routes: Mutex<Vec<RouteRecord>>,
+    sink: Option<EventSink>,
+    /// Whether anyone listens: events are only built when true.
+    observed: bool,
+    pub(crate) span: tracing::Span,
 }
 
 impl RunShared {
-    pub(crate) fn new(runtime: Runtime, chain: &'static ChainDef, parent: Option<RunId>) -> Self {
+    pub(crate) fn new(runtime: Runtime, chain: &'static ChainDef, options: RunOptions<'_>) -> Self {
         let records = chain
             .steps
             .iter()
@@ -42,24 +64,92 @@ impl RunShared {
                 decided_at: None,
             })
             .collect();
+        let parent = options.parent.map(|cx| cx.run.id);
+        let parent_path = options.parent.map(|cx| cx.run.path());
+        let sink = options
+            .events
+            .or_else(|| options.parent.and_then(|cx| cx.run.sink.clone()));
+        let observed = sink.is_some() || !runtime.inner.observers.is_empty();
+        let id = RunId::new();
+        let span = tracing::info_span!(
+            "prompt_chain.run",
+            run_id = %id,
+            chain = chain.name,
+            parent_run_id = parent.map(tracing::field::display),
+        );
         Self {
-            id: RunId::new(),
+            id,
             runtime,
             chain,
             parent,
+            parent_path,
+            path: OnceLock::new(),
             started: Instant::now(),
+            started_unix_ms: unix_ms(),
             records: Mutex::new(records),
             routes: Mutex::new(routes),
+            sink,
+            observed,
+            span,
+        }
+    }
+
+    /// The chain path: `support_router › technical_support` for a sub-chain.
+    pub(crate) fn path(&self) -> Arc<str> {
+        Arc::clone(self.path.get_or_init(|| match &self.parent_path {
+            Some(parent) => Arc::from(format!("{parent} › {}", self.chain.name)),
+            None => Arc::from(self.chain.name),
+        }))
+    }
+
+    /// Time since the run started.
+    pub(crate) fn elapsed(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.started)
+    }
+
+    /// Whether events are wanted at all.
+    pub(crate) fn observed(&self) -> bool {
+        self.observed
+    }
+
+    /// Sends an event to the runtime's observers and the run's stream; the
+    /// event is only built when someone listens.
+    pub(crate) fn emit(&self, kind: impl FnOnce() -> EventKind) {
+        if !self.observed {
+            return;
+        }
+        let elapsed = self.elapsed();
+        let event = Event {
+            run_id: self.id,
+            parent_run_id: self.parent,
+            chain_path: self.path(),
+            elapsed,
+            unix_ms: self.started_unix_ms + elapsed.as_millis() as u64,
+            kind: kind(),
+        };
+        for observer in &self.runtime.inner.observers {
+            observer.on_event(&event);
+        }
+        if let Some(sink) = &self.sink {
+            sink.send(&event);
         }
     }
 
     /// Updates the record of step `index` (ignored for an unknown index).
-    pub(crate) fn record(&self, index: usize, update: impl FnOnce(&mut StepRecord)) {
+    pub(crate) fn record<R>(
+        &self,
+        index: usize,
+        update: impl FnOnce(&mut StepRecord) -> R,
+    ) -> Option<R> {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(record) = records.get_mut(index) {
-            update(record);
-        }
+        records.get_mut(index).map(update)
     }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The context a step runs in: its run, its name, its attempt, the models and
@@ -89,7 +179,7 @@ impl StepCx {
     /// A context for calling a step on its own, outside any chain (unit tests,
     /// one-off calls): a fresh run id, attempt 1.
     pub fn detached(runtime: &Runtime, step: &'static str) -> Self {
-        let run = RunShared::new(runtime.clone(), &DETACHED, None);
+        let run = RunShared::new(runtime.clone(), &DETACHED, RunOptions::default());
         if let Ok(mut records) = run.records.lock() {
             records.push(StepRecord::new(0, step, step));
         }
@@ -176,9 +266,12 @@ impl StepCx {
         })
     }
 
-    pub(crate) fn add_usage(&self, usage: Usage) {
-        self.run
-            .record(self.index, |record| record.usage = record.usage + usage);
+    /// Counts a model call's tokens (and their cost, when priced) into this step.
+    pub(crate) fn add_usage(&self, usage: Usage, cost_usd: Option<f64>) {
+        self.run.record(self.index, |record| {
+            record.usage = record.usage + usage;
+            record.cost_usd = add_cost(record.cost_usd, cost_usd);
+        });
     }
 }
 

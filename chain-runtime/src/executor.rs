@@ -11,22 +11,27 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::time::Instant;
+use tracing::Instrument;
 
-use crate::context::{RunShared, StepCx};
+use crate::context::{RunOptions, RunShared, StepCx};
 use crate::definition::{ChainDef, StepDef};
 use crate::error::{ChainError, FailureKind, StepResult};
+use crate::events::EventKind;
 use crate::ids::splitmix64;
 use crate::looping::{Loop, LoopStop};
-use crate::report::{ExecutionReport, IterationRecord, Outcome, RunStatus, StepStatus};
+use crate::report::{
+    AttemptOutcome, AttemptRecord, ExecutionReport, IterationRecord, Outcome, RunStatus, StepStatus,
+};
 use crate::runtime::Runtime;
 use crate::slot::Slot;
 use crate::validate::StepOutput;
 
-/// One run of a chain, from the generated code's side.
+/// One run of a chain, from the generated code's side. Dropping it before
+/// [`RunCx::finish`] or [`RunCx::fail`] means the run was cancelled.
 #[doc(hidden)]
 pub struct RunCx {
     shared: Arc<RunShared>,
+    ended: bool,
 }
 
 impl std::fmt::Debug for RunCx {
@@ -45,19 +50,18 @@ enum AttemptError {
 }
 
 impl RunCx {
-    /// Starts a run of `chain`; `parent` is the step calling it, for a sub-chain.
-    pub fn start(runtime: &Runtime, chain: &'static ChainDef, parent: Option<&StepCx>) -> Self {
+    /// Starts a run of `chain`.
+    pub fn start(runtime: &Runtime, chain: &'static ChainDef, options: RunOptions<'_>) -> Self {
+        let shared = Arc::new(RunShared::new(runtime.clone(), chain, options));
+        shared.emit(|| EventKind::RunStarted);
         Self {
-            shared: Arc::new(RunShared::new(
-                runtime.clone(),
-                chain,
-                parent.map(StepCx::run_id),
-            )),
+            shared,
+            ended: false,
         }
     }
 
     fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.shared.started)
+        self.shared.elapsed()
     }
 
     fn step_def(&self, index: usize) -> Result<&'static StepDef, ChainError> {
@@ -134,6 +138,12 @@ impl RunCx {
                 }
             };
             let converged = until(&value);
+            self.shared.emit(|| EventKind::LoopIteration {
+                step: def.name,
+                index,
+                iteration,
+                converged,
+            });
             let finished_at = self.now();
             self.shared.record(index, |record| {
                 record.iterations.push(IterationRecord {
@@ -172,14 +182,35 @@ impl RunCx {
 
     fn end(&self, index: usize, succeeded: bool) {
         let finished = self.now();
-        self.shared.record(index, |record| {
+        let summary = self.shared.record(index, |record| {
             record.finished_at = Some(finished);
             record.status = if succeeded {
                 StepStatus::Succeeded
             } else {
                 StepStatus::Failed
             };
+            (
+                record.name,
+                record.attempts,
+                record.duration().unwrap_or_default(),
+                record.output_bytes,
+                record.usage,
+                record.cost_usd,
+            )
         });
+        if let (true, Some((step, attempts, duration, output_bytes, usage, cost_usd))) =
+            (succeeded, summary)
+        {
+            self.shared.emit(|| EventKind::StepFinished {
+                step,
+                index,
+                attempts,
+                duration,
+                output_bytes,
+                usage,
+                cost_usd,
+            });
+        }
     }
 
     /// The attempts of one run of a step (one iteration of a loop): retries
@@ -204,7 +235,14 @@ impl RunCx {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let started_at = self.now();
             self.shared.record(index, |record| record.attempts += 1);
+            self.shared.emit(|| EventKind::StepStarted {
+                step: def.name,
+                index,
+                attempt,
+                iteration,
+            });
             let cx = StepCx {
                 run: Arc::clone(&self.shared),
                 index,
@@ -213,23 +251,95 @@ impl RunCx {
                 attempt,
                 iteration,
             };
-            let (kind, retryable) = match run_attempt(call(cx), timeout).await {
+            let span = tracing::info_span!(
+                parent: &self.shared.span,
+                "prompt_chain.step",
+                step = def.name,
+                key = def.key,
+                index,
+                attempt,
+                iteration,
+            );
+            let attempted = run_attempt(call(cx), timeout).instrument(span).await;
+            let (kind, retryable, outcome) = match attempted {
                 Ok(value) => match self.check(def, attempt, &value, validate) {
-                    Ok(()) => return Ok((value, attempt)),
-                    Err(message) => (FailureKind::Validation { message }, false),
+                    Ok(()) => {
+                        self.attempt_done(
+                            index,
+                            attempt,
+                            iteration,
+                            started_at,
+                            AttemptOutcome::Succeeded,
+                        );
+                        if runtime.measure_outputs {
+                            let bytes = output_size(&value);
+                            self.shared
+                                .record(index, |record| record.output_bytes = Some(bytes));
+                        }
+                        return Ok((value, attempt));
+                    }
+                    Err(message) => (
+                        FailureKind::Validation { message },
+                        false,
+                        AttemptOutcome::Rejected,
+                    ),
                 },
                 Err(AttemptError::Step(error)) => {
                     let retryable = error.is_retryable();
                     let source = error.into_source();
-                    (FailureKind::Failed { source, retryable }, retryable)
+                    (
+                        FailureKind::Failed { source, retryable },
+                        retryable,
+                        AttemptOutcome::Failed,
+                    )
                 }
-                Err(AttemptError::Panicked(message)) => (FailureKind::Panicked { message }, false),
-                Err(AttemptError::TimedOut(after)) => (FailureKind::TimedOut { after }, true),
+                Err(AttemptError::Panicked(message)) => (
+                    FailureKind::Panicked { message },
+                    false,
+                    AttemptOutcome::Panicked,
+                ),
+                Err(AttemptError::TimedOut(after)) => (
+                    FailureKind::TimedOut { after },
+                    true,
+                    AttemptOutcome::TimedOut,
+                ),
             };
+            self.attempt_done(index, attempt, iteration, started_at, outcome);
             if retryable && attempt <= retries {
-                tokio::time::sleep(self.backoff(index, attempt)).await;
+                let delay = self.backoff(index, attempt);
+                tracing::warn!(
+                    parent: &self.shared.span,
+                    step = def.name,
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    error = %kind,
+                    "step attempt failed; retrying"
+                );
+                self.shared.emit(|| EventKind::StepRetried {
+                    step: def.name,
+                    index,
+                    attempt,
+                    delay,
+                    error: kind.to_string(),
+                });
+                tokio::time::sleep(delay).await;
                 continue;
             }
+            tracing::warn!(
+                parent: &self.shared.span,
+                step = def.name,
+                attempt,
+                retryable,
+                error = %kind,
+                "step failed"
+            );
+            self.shared.emit(|| EventKind::StepFailed {
+                step: def.name,
+                index,
+                attempt,
+                error: kind.to_string(),
+                retryable,
+            });
             return Err(ChainError::step_failed(
                 self.shared.chain.name,
                 def.name,
@@ -239,6 +349,26 @@ impl RunCx {
                 kind,
             ));
         }
+    }
+
+    fn attempt_done(
+        &self,
+        index: usize,
+        attempt: u32,
+        iteration: u32,
+        started_at: Duration,
+        outcome: AttemptOutcome,
+    ) {
+        let finished_at = self.now();
+        self.shared.record(index, |record| {
+            record.attempt_log.push(AttemptRecord {
+                attempt,
+                iteration,
+                started_at,
+                finished_at,
+                outcome,
+            });
+        });
     }
 
     fn check<T, V>(
@@ -280,7 +410,61 @@ impl RunCx {
         exp.mul_f64(fraction)
     }
 
-    fn report(&self, status: RunStatus) -> ExecutionReport {
+    /// Records that route `index` took arm `arm`; the steps of every other arm
+    /// are marked skipped.
+    pub fn route(&self, index: usize, arm: usize) {
+        let Some(route) = self.shared.chain.routes.get(index) else {
+            return;
+        };
+        let decided = self.now();
+        let taken = route.arms.get(arm).map(|a| a.pattern);
+        if let Some(record) = self
+            .shared
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(index)
+        {
+            record.arm = taken;
+            record.decided_at = Some(decided);
+        }
+        if let Some(arm_pattern) = taken {
+            tracing::debug!(parent: &self.shared.span, key = route.key, arm = arm_pattern, "route taken");
+            self.shared.emit(|| EventKind::RouteTaken {
+                key: route.key,
+                arm: arm_pattern,
+            });
+        }
+        let mut skipped = Vec::new();
+        {
+            let mut records = self
+                .shared
+                .records
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (other, def) in route.arms.iter().enumerate() {
+                if other == arm {
+                    continue;
+                }
+                for &step in def.steps {
+                    if let Some(record) = records.get_mut(step) {
+                        record.status = StepStatus::Skipped;
+                        if self.shared.observed() {
+                            skipped.push((step, record.name));
+                        }
+                    }
+                }
+            }
+        }
+        for (index, step) in skipped {
+            self.shared.emit(|| EventKind::StepSkipped { step, index });
+        }
+    }
+
+    /// Builds the report, records it in the runtime's history and sends the
+    /// run's last event.
+    fn end_run(&mut self, status: RunStatus) -> ExecutionReport {
+        self.ended = true;
         let steps = self
             .shared
             .records
@@ -293,61 +477,44 @@ impl RunCx {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        ExecutionReport {
-            run_id: self.shared.id,
-            chain: self.shared.chain.name,
+        let report = ExecutionReport::new(
+            self.shared.id,
+            self.shared.parent,
+            self.shared.chain.name,
             status,
-            duration: self.now(),
+            self.now(),
             steps,
             routes,
-        }
-    }
-
-    /// Records that route `index` took arm `arm`; the steps of every other arm
-    /// are marked skipped.
-    pub fn route(&self, index: usize, arm: usize) {
-        let Some(route) = self.shared.chain.routes.get(index) else {
-            return;
-        };
-        let decided = self.now();
-        if let Some(record) = self
-            .shared
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(index)
-        {
-            record.arm = route.arms.get(arm).map(|a| a.pattern);
-            record.decided_at = Some(decided);
-        }
-        let mut records = self
-            .shared
-            .records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (other, def) in route.arms.iter().enumerate() {
-            if other == arm {
-                continue;
-            }
-            for &step in def.steps {
-                if let Some(record) = records.get_mut(step) {
-                    record.status = StepStatus::Skipped;
-                }
-            }
-        }
+        );
+        tracing::info!(
+            parent: &self.shared.span,
+            status = ?status,
+            duration_ms = report.duration.as_millis() as u64,
+            input_tokens = report.usage.input_tokens,
+            output_tokens = report.usage.output_tokens,
+            "run finished"
+        );
+        self.shared.emit(|| EventKind::RunFinished {
+            status,
+            duration: report.duration,
+            usage: report.usage,
+            cost_usd: report.cost_usd,
+        });
+        self.shared.runtime.remember(&report);
+        report
     }
 
     /// Ends a successful run.
-    pub fn finish<O>(self, output: O) -> Outcome<O> {
+    pub fn finish<O>(mut self, output: O) -> Outcome<O> {
         Outcome {
-            report: self.report(RunStatus::Completed),
+            report: self.end_run(RunStatus::Completed),
             result: Ok(output),
         }
     }
 
     /// Ends a run whose join succeeded but left a key without a value: a broken
     /// invariant, reported as an internal error rather than a panic.
-    pub fn missing<O>(self, key: &'static str) -> Outcome<O> {
+    pub fn missing<O>(mut self, key: &'static str) -> Outcome<O> {
         let error = ChainError::run_failed(
             self.shared.chain.name,
             FailureKind::Internal {
@@ -355,14 +522,14 @@ impl RunCx {
             },
         );
         Outcome {
-            report: self.report(RunStatus::Failed),
+            report: self.end_run(RunStatus::Failed),
             result: Err(error),
         }
     }
 
     /// Ends a failed run, attaching every key that has a value to the error.
     pub fn fail<O>(
-        self,
+        mut self,
         error: ChainError,
         keys: &[(&'static str, &dyn ContextValue)],
     ) -> Outcome<O> {
@@ -373,9 +540,36 @@ impl RunCx {
             }
         }
         Outcome {
-            report: self.report(RunStatus::Failed),
+            report: self.end_run(RunStatus::Failed),
             result: Err(error.with_completed(completed)),
         }
+    }
+}
+
+impl Drop for RunCx {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.end_run(RunStatus::Cancelled);
+        }
+    }
+}
+
+/// The size of `value` serialized as JSON, counted without building the text.
+fn output_size<T: Serialize>(value: &T) -> u64 {
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => 0,
     }
 }
 

@@ -8,10 +8,12 @@
 mod context;
 mod definition;
 mod error;
+mod events;
 mod executor;
 mod ids;
 mod llm;
 mod looping;
+mod pricing;
 mod report;
 mod runtime;
 mod slot;
@@ -21,17 +23,20 @@ mod validate;
 #[doc(hidden)]
 pub mod __private;
 
-pub use context::StepCx;
+pub use context::{RunOptions, StepCx};
 pub use definition::{ArmDef, ChainDef, RouteDef, StepDef, StepOptions};
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
+pub use events::{Event, EventKind, EventStream, Observer};
 pub use ids::RunId;
 pub use llm::{
     BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError, Message, Role,
     ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
 };
 pub use looping::{Loop, LoopStop};
+pub use pricing::{Price, PriceTable};
 pub use report::{
-    ExecutionReport, IterationRecord, Outcome, RouteRecord, RunStatus, StepRecord, StepStatus,
+    AttemptOutcome, AttemptRecord, ExecutionReport, IterationRecord, Outcome, RouteRecord,
+    RunStatus, StepRecord, StepStatus,
 };
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use step::Step;

@@ -1,4 +1,4 @@
-//! What a run did: per-step timings, attempts and token usage.
+//! What a run did: per-step timings, attempts, tokens, cost and routes.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::error::ChainError;
 use crate::ids::RunId;
 use crate::llm::Usage;
+use crate::pricing::add_cost;
 
 /// The result of a run together with its [`ExecutionReport`].
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub enum RunStatus {
     Completed,
     /// A step failed and the run stopped.
     Failed,
+    /// The run's future was dropped before it ended.
+    Cancelled,
 }
 
 /// Where a step got to.
@@ -44,6 +47,37 @@ pub enum StepStatus {
     Skipped,
 }
 
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// It produced an output that passed validation.
+    Succeeded,
+    /// The step returned an error.
+    Failed,
+    /// Validation rejected the output.
+    Rejected,
+    /// It ran past its timeout.
+    TimedOut,
+    /// It panicked.
+    Panicked,
+}
+
+/// One attempt of a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    /// The attempt, from 1 (counted per iteration).
+    pub attempt: u32,
+    /// The loop iteration it belongs to, from 1.
+    pub iteration: u32,
+    /// When it started, from the start of the run.
+    pub started_at: Duration,
+    /// When it ended, from the start of the run.
+    pub finished_at: Duration,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+}
+
 /// Which arm a route took.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteRecord {
@@ -55,31 +89,6 @@ pub struct RouteRecord {
     pub arm: Option<&'static str>,
     /// When the decision was made, from the start of the run.
     pub decided_at: Option<Duration>,
-}
-
-/// One step of a run.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRecord {
-    /// Index in declaration order.
-    pub index: usize,
-    /// The step's name (its function).
-    pub name: &'static str,
-    /// The key it writes.
-    pub key: &'static str,
-    /// Where it got to.
-    pub status: StepStatus,
-    /// Attempts made (1 when it succeeded the first time).
-    pub attempts: u32,
-    /// When its last input arrived, from the start of the run.
-    pub ready_at: Option<Duration>,
-    /// When its first attempt started, from the start of the run.
-    pub started_at: Option<Duration>,
-    /// When it finished (or failed), from the start of the run.
-    pub finished_at: Option<Duration>,
-    /// Tokens used by its model calls, over all attempts.
-    pub usage: Usage,
-    /// For a loop step, one record per iteration (empty for other steps).
-    pub iterations: Vec<IterationRecord>,
 }
 
 /// One iteration of a loop step.
@@ -97,6 +106,37 @@ pub struct IterationRecord {
     pub converged: bool,
 }
 
+/// One step of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// Index in declaration order.
+    pub index: usize,
+    /// The step's name (its function).
+    pub name: &'static str,
+    /// The key it writes.
+    pub key: &'static str,
+    /// Where it got to.
+    pub status: StepStatus,
+    /// Attempts made, over all iterations (1 when it succeeded the first time).
+    pub attempts: u32,
+    /// When its last input arrived, from the start of the run.
+    pub ready_at: Option<Duration>,
+    /// When its first attempt started, from the start of the run.
+    pub started_at: Option<Duration>,
+    /// When it finished (or failed), from the start of the run.
+    pub finished_at: Option<Duration>,
+    /// Tokens used by its model calls, over all attempts.
+    pub usage: Usage,
+    /// Their cost in US dollars, if the runtime has prices for the models used.
+    pub cost_usd: Option<f64>,
+    /// Size of its output serialized as JSON.
+    pub output_bytes: Option<u64>,
+    /// Every attempt, in order.
+    pub attempt_log: Vec<AttemptRecord>,
+    /// For a loop step, one record per iteration (empty for other steps).
+    pub iterations: Vec<IterationRecord>,
+}
+
 impl StepRecord {
     pub(crate) fn new(index: usize, name: &'static str, key: &'static str) -> Self {
         Self {
@@ -109,6 +149,9 @@ impl StepRecord {
             started_at: None,
             finished_at: None,
             usage: Usage::default(),
+            cost_usd: None,
+            output_bytes: None,
+            attempt_log: Vec::new(),
             iterations: Vec::new(),
         }
     }
@@ -116,6 +159,12 @@ impl StepRecord {
     /// Time from its first attempt's start to its end.
     pub fn duration(&self) -> Option<Duration> {
         Some(self.finished_at?.saturating_sub(self.started_at?))
+    }
+
+    /// Time between its last input arriving and its first attempt starting
+    /// (waiting for a concurrency or rate limit).
+    pub fn queue_time(&self) -> Option<Duration> {
+        Some(self.started_at?.saturating_sub(self.ready_at?))
     }
 
     /// Whether this step and `other` were running at the same moment.
@@ -132,17 +181,29 @@ impl StepRecord {
     }
 }
 
-/// What a run did, returned with every run.
+/// What a run did, returned with every run and kept in the runtime's history.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecutionReport {
     /// The run's id.
     pub run_id: RunId,
+    /// The run of the chain that called this one as a step, for a sub-chain.
+    pub parent_run_id: Option<RunId>,
     /// The chain that ran.
     pub chain: &'static str,
     /// How it ended.
     pub status: RunStatus,
     /// Wall time from start to end.
     pub duration: Duration,
+    /// Steps that succeeded.
+    pub steps_completed: usize,
+    /// Steps that failed.
+    pub steps_failed: usize,
+    /// Steps in route arms that were not taken.
+    pub steps_skipped: usize,
+    /// Tokens used by the whole run.
+    pub usage: Usage,
+    /// Their cost in US dollars, if known.
+    pub cost_usd: Option<f64>,
     /// One record per step, in declaration order.
     pub steps: Vec<StepRecord>,
     /// One record per route, in declaration order.
@@ -150,6 +211,38 @@ pub struct ExecutionReport {
 }
 
 impl ExecutionReport {
+    pub(crate) fn new(
+        run_id: RunId,
+        parent_run_id: Option<RunId>,
+        chain: &'static str,
+        status: RunStatus,
+        duration: Duration,
+        steps: Vec<StepRecord>,
+        routes: Vec<RouteRecord>,
+    ) -> Self {
+        let count = |status: StepStatus| steps.iter().filter(|s| s.status == status).count();
+        let usage = steps
+            .iter()
+            .fold(Usage::default(), |sum, step| sum + step.usage);
+        let cost_usd = steps
+            .iter()
+            .fold(None, |sum, step| add_cost(sum, step.cost_usd));
+        Self {
+            run_id,
+            parent_run_id,
+            chain,
+            status,
+            duration,
+            steps_completed: count(StepStatus::Succeeded),
+            steps_failed: count(StepStatus::Failed),
+            steps_skipped: count(StepStatus::Skipped),
+            usage,
+            cost_usd,
+            steps,
+            routes,
+        }
+    }
+
     /// The record of the step with this name or key.
     pub fn step(&self, name_or_key: &str) -> Option<&StepRecord> {
         self.steps
@@ -180,9 +273,18 @@ impl ExecutionReport {
 
     /// Tokens used by the whole run.
     pub fn usage(&self) -> Usage {
-        self.steps
-            .iter()
-            .fold(Usage::default(), |sum, step| sum + step.usage)
+        self.usage
+    }
+
+    /// The sum of the step durations: what a one-step-at-a-time runner would take.
+    pub fn sequential_time(&self) -> Duration {
+        self.steps.iter().filter_map(StepRecord::duration).sum()
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
     }
 
     /// A text Gantt chart of the run: one bar per step over the run's duration,
@@ -220,44 +322,69 @@ impl ExecutionReport {
         }
         out
     }
+}
 
-    /// The sum of the step durations: what a one-step-at-a-time runner would take.
-    pub fn sequential_time(&self) -> Duration {
-        self.steps.iter().filter_map(StepRecord::duration).sum()
-    }
+fn millis(duration: Option<Duration>) -> String {
+    duration.map_or_else(
+        || "-".to_owned(),
+        |d| format!("{:.1}", d.as_secs_f64() * 1000.0),
+    )
 }
 
 impl fmt::Display for ExecutionReport {
-    /// A compact table: one line per step with its window in the run.
+    /// A table: one line per step with status, queue and run time, attempts,
+    /// tokens, cost and output size; then the routes taken.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "run {} of `{}`: {:?} in {:.1?}",
-            self.run_id, self.chain, self.status, self.duration
+            "run {} of `{}`: {} in {:.1} ms ({} completed, {} failed, {} skipped; {} tokens{})",
+            self.run_id,
+            self.chain,
+            format!("{:?}", self.status).to_lowercase(),
+            self.duration.as_secs_f64() * 1000.0,
+            self.steps_completed,
+            self.steps_failed,
+            self.steps_skipped,
+            self.usage.total(),
+            self.cost_usd
+                .map(|c| format!(", ${c:.4}"))
+                .unwrap_or_default(),
         )?;
-        let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
+        let width = self
+            .steps
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        writeln!(
+            f,
+            "  {:>2}  {:<width$}  {:<9}  {:>9}  {:>9}  {:>8}  {:>7}  {:>9}  {:>8}",
+            "#", "step", "status", "queue ms", "run ms", "attempts", "tokens", "cost $", "bytes"
+        )?;
+        for step in &self.steps {
+            writeln!(
+                f,
+                "  {:>2}  {:<width$}  {:<9}  {:>9}  {:>9}  {:>8}  {:>7}  {:>9}  {:>8}",
+                step.index,
+                step.name,
+                format!("{:?}", step.status).to_lowercase(),
+                millis(step.queue_time()),
+                millis(step.duration()),
+                step.attempts,
+                step.usage.total(),
+                step.cost_usd
+                    .map_or_else(|| "-".to_owned(), |c| format!("{c:.5}")),
+                step.output_bytes
+                    .map_or_else(|| "-".to_owned(), |b| b.to_string()),
+            )?;
+        }
         for route in &self.routes {
             writeln!(
                 f,
                 "  route on `{}`: {}",
                 route.key,
                 route.arm.unwrap_or("(not reached)")
-            )?;
-        }
-        for step in &self.steps {
-            let window = match (step.started_at, step.finished_at) {
-                (Some(start), Some(end)) => format!("{start:>8.1?} → {end:>8.1?}"),
-                (Some(start), None) => format!("{start:>8.1?} → (cancelled)"),
-                _ => format!("({})", format!("{:?}", step.status).to_lowercase()),
-            };
-            writeln!(
-                f,
-                "  #{:<2} {:<width$}  {:<9}  {window}  attempts {}  tokens {}",
-                step.index,
-                step.name,
-                format!("{:?}", step.status).to_lowercase(),
-                step.attempts,
-                step.usage.total(),
             )?;
         }
         Ok(())

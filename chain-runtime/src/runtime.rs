@@ -1,12 +1,16 @@
 //! The [`Runtime`]: models, dependencies, hooks and defaults shared by runs.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::events::Observer;
+use crate::ids::RunId;
 use crate::llm::LanguageModel;
+use crate::pricing::PriceTable;
+use crate::report::ExecutionReport;
 use crate::validate::Validate;
 
 /// What every run of every chain shares: the models, the user's dependencies
@@ -24,6 +28,11 @@ pub(crate) struct RuntimeInner {
     pub(crate) validators: Vec<Arc<dyn Validate>>,
     pub(crate) retry: RetryDefaults,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) observers: Vec<Arc<dyn Observer>>,
+    pub(crate) prices: Option<PriceTable>,
+    pub(crate) measure_outputs: bool,
+    history: Mutex<VecDeque<Arc<ExecutionReport>>>,
+    history_capacity: usize,
 }
 
 /// Retry defaults for steps that say nothing else.
@@ -60,6 +69,50 @@ impl Runtime {
         self.inner.named_models.get(name)
     }
 
+    /// The report of a recent run, by id (the runtime keeps the last
+    /// [`RuntimeBuilder::history`] runs, 100 by default).
+    pub fn report(&self, run_id: RunId) -> Option<Arc<ExecutionReport>> {
+        self.inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|report| report.run_id == run_id)
+            .cloned()
+    }
+
+    /// The reports of recent runs, oldest first.
+    pub fn recent_reports(&self) -> Vec<Arc<ExecutionReport>> {
+        self.inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps a finished run's report in the history.
+    pub(crate) fn remember(&self, report: &ExecutionReport) {
+        if self.inner.history_capacity == 0 {
+            return;
+        }
+        let mut history = self
+            .inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if history.len() == self.inner.history_capacity {
+            history.pop_front();
+        }
+        history.push_back(Arc::new(report.clone()));
+    }
+
+    /// The price table, if one was set.
+    pub fn prices(&self) -> Option<&PriceTable> {
+        self.inner.prices.as_ref()
+    }
+
     /// The dependency of type `T`, if one was added.
     pub fn dependency<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.inner
@@ -87,12 +140,13 @@ impl fmt::Debug for Runtime {
             .field("validators", &self.inner.validators.len())
             .field("retry", &self.inner.retry)
             .field("timeout", &self.inner.timeout)
+            .field("observers", &self.inner.observers.len())
+            .field("history_capacity", &self.inner.history_capacity)
             .finish()
     }
 }
 
 /// Builds a [`Runtime`]; each method adds one part.
-#[derive(Default)]
 pub struct RuntimeBuilder {
     model: Option<Arc<dyn LanguageModel>>,
     named_models: HashMap<String, Arc<dyn LanguageModel>>,
@@ -100,6 +154,27 @@ pub struct RuntimeBuilder {
     validators: Vec<Arc<dyn Validate>>,
     retry: RetryDefaults,
     timeout: Option<Duration>,
+    observers: Vec<Arc<dyn Observer>>,
+    prices: Option<PriceTable>,
+    measure_outputs: bool,
+    history_capacity: usize,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        Self {
+            model: None,
+            named_models: HashMap::new(),
+            deps: HashMap::new(),
+            validators: Vec::new(),
+            retry: RetryDefaults::default(),
+            timeout: None,
+            observers: Vec::new(),
+            prices: None,
+            measure_outputs: true,
+            history_capacity: 100,
+        }
+    }
 }
 
 impl fmt::Debug for RuntimeBuilder {
@@ -166,6 +241,36 @@ impl RuntimeBuilder {
         self
     }
 
+    /// An observer that sees every event of every run (see [`Observer`]).
+    #[must_use]
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
+    /// Prices per model, so reports and events carry the cost of each step.
+    #[must_use]
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// How many recent run reports to keep for [`Runtime::report`] (default
+    /// 100; 0 keeps none).
+    #[must_use]
+    pub fn history(mut self, capacity: usize) -> Self {
+        self.history_capacity = capacity;
+        self
+    }
+
+    /// Whether to measure each output's JSON size for reports and events
+    /// (default on; it costs one serialization pass per step).
+    #[must_use]
+    pub fn measure_output_size(mut self, measure: bool) -> Self {
+        self.measure_outputs = measure;
+        self
+    }
+
     /// Finishes the runtime.
     pub fn build(self) -> Runtime {
         Runtime {
@@ -176,6 +281,11 @@ impl RuntimeBuilder {
                 validators: self.validators,
                 retry: self.retry,
                 timeout: self.timeout,
+                observers: self.observers,
+                prices: self.prices,
+                measure_outputs: self.measure_outputs,
+                history: Mutex::new(VecDeque::with_capacity(self.history_capacity.min(1024))),
+                history_capacity: self.history_capacity,
             }),
         }
     }

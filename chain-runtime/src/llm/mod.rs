@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::context::StepCx;
 
@@ -265,8 +266,30 @@ impl<'a> Llm<'a> {
             name: self.name.map(str::to_owned),
         })?;
         request.step = Some(self.cx.step());
-        let completion = model.complete(&request).await?;
-        self.cx.add_usage(completion.usage);
+        // Attributes follow the OpenTelemetry GenAI semantic conventions.
+        let span = tracing::info_span!(
+            "gen_ai.chat",
+            otel.name = %format_args!("chat {}", model.name()),
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = model.name(),
+            gen_ai.request.max_tokens = request.max_tokens,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+        );
+        let completion = model.complete(&request).instrument(span.clone()).await?;
+        span.record("gen_ai.usage.input_tokens", completion.usage.input_tokens);
+        span.record("gen_ai.usage.output_tokens", completion.usage.output_tokens);
+        span.record(
+            "gen_ai.response.finish_reasons",
+            tracing::field::debug(completion.finish_reason),
+        );
+        let cost = self
+            .cx
+            .runtime()
+            .prices()
+            .and_then(|prices| prices.cost(model.name(), completion.usage));
+        self.cx.add_usage(completion.usage, cost);
         Ok(completion)
     }
 

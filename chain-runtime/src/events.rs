@@ -1,0 +1,197 @@
+//! Run events: what happened, as it happens, for observers and event streams.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::ids::RunId;
+use crate::llm::Usage;
+use crate::report::RunStatus;
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// The run it happened in.
+    pub run_id: RunId,
+    /// The run of the chain that called this one as a step, for a sub-chain.
+    pub parent_run_id: Option<RunId>,
+    /// The chain path of the run: `support_router › technical_support`.
+    pub chain_path: Arc<str>,
+    /// Time since the run started (virtual under `tokio::time::pause`).
+    pub elapsed: Duration,
+    /// Wall-clock time, in milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The run started.
+    RunStarted,
+    /// An attempt of a step started (its last input had arrived).
+    StepStarted {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The attempt, from 1.
+        attempt: u32,
+        /// The loop iteration, from 1 (1 for steps that are not loops).
+        iteration: u32,
+    },
+    /// An attempt failed and the step will be tried again after `delay`.
+    StepRetried {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The attempt that failed.
+        attempt: u32,
+        /// The backoff before the next attempt.
+        delay: Duration,
+        /// Why the attempt failed.
+        error: String,
+    },
+    /// A step produced its output (every attempt and iteration done).
+    StepFinished {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// Attempts used, over all iterations.
+        attempts: u32,
+        /// From the first attempt's start to the end.
+        duration: Duration,
+        /// Size of the output serialized as JSON, if measured.
+        output_bytes: Option<u64>,
+        /// Tokens its model calls used.
+        usage: Usage,
+        /// Their cost in US dollars, if the runtime has prices for the models.
+        cost_usd: Option<f64>,
+    },
+    /// A step failed for good; the run stops.
+    StepFailed {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The attempt that failed last.
+        attempt: u32,
+        /// Why.
+        error: String,
+        /// Whether a retry could have helped.
+        retryable: bool,
+    },
+    /// A step will not run: it sits in a route arm that was not taken.
+    StepSkipped {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+    },
+    /// A route picked its arm.
+    RouteTaken {
+        /// The key it branched on.
+        key: &'static str,
+        /// The arm's pattern.
+        arm: &'static str,
+    },
+    /// An iteration of a loop step finished.
+    LoopIteration {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The iteration, from 1.
+        iteration: u32,
+        /// Whether the `until` condition held on its output.
+        converged: bool,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How.
+        status: RunStatus,
+        /// How long it took.
+        duration: Duration,
+        /// Tokens used by all its steps.
+        usage: Usage,
+        /// Their cost in US dollars, if known.
+        cost_usd: Option<f64>,
+    },
+}
+
+/// Receives every event of every run of a [`Runtime`](crate::Runtime).
+///
+/// Called synchronously on the run's task: keep it quick (count, log, push to
+/// a channel). Closures `Fn(&Event)` implement it.
+pub trait Observer: Send + Sync + 'static {
+    /// One event.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F> Observer for F
+where
+    F: Fn(&Event) + Send + Sync + 'static,
+{
+    fn on_event(&self, event: &Event) {
+        self(event);
+    }
+}
+
+#[cfg(test)]
+const _: Option<&dyn Observer> = None;
+
+/// Where a run sends its events when someone asked for a stream.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct EventSink(mpsc::UnboundedSender<Event>);
+
+impl EventSink {
+    pub(crate) fn send(&self, event: &Event) {
+        // A dropped stream only means nobody listens any more.
+        let _ = self.0.send(event.clone());
+    }
+}
+
+/// The events of one run (and of its sub-chains), as a `Stream`; it ends when
+/// the run has finished and every event was read.
+pub struct EventStream {
+    receiver: mpsc::UnboundedReceiver<Event>,
+}
+
+impl EventStream {
+    /// A stream and the sink that feeds it.
+    #[doc(hidden)]
+    pub fn channel() -> (EventSink, EventStream) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (EventSink(sender), EventStream { receiver })
+    }
+
+    /// The next event, or `None` once the run is over.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.receiver.recv().await
+    }
+}
+
+impl fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream").finish_non_exhaustive()
+    }
+}
+
+impl futures_core::Stream for EventStream {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.receiver.poll_recv(cx)
+    }
+}
