@@ -26,7 +26,8 @@ pub struct Event {
     pub elapsed: Duration,
     /// Wall-clock time, in milliseconds since the Unix epoch.
     pub unix_ms: u64,
-    /// What happened.
+    /// What happened (flattened into the event's JSON: `"event": "step_started"`).
+    #[serde(flatten)]
     pub kind: EventKind,
 }
 

@@ -1,0 +1,393 @@
+//! Observability: the event sequence of a run, the report's numbers under
+//! paused time, the history, cancelled runs and tracing spans.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prompt_chain::prelude::*;
+use prompt_chain::{
+    AttemptOutcome, Event, EventKind, PriceTable, RunStatus, ScriptedReply, StepStatus,
+};
+use serde::{Deserialize, Serialize};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Question,
+    Complaint,
+}
+
+#[step]
+async fn classify(cx: &StepCx, text: &str) -> StepResult<Kind> {
+    Ok(cx.llm().json(format!("classify: {text}")).await?)
+}
+
+#[step]
+async fn answer(cx: &StepCx, text: &str) -> StepResult<String> {
+    Ok(cx.llm().text(format!("answer: {text}")).await?)
+}
+
+#[step]
+async fn apologize(cx: &StepCx, text: &str) -> StepResult<String> {
+    Ok(cx.llm().text(format!("apologize: {text}")).await?)
+}
+
+#[step]
+async fn publish(cx: &StepCx, reply: &str) -> StepResult<String> {
+    Ok(cx.llm().text(format!("publish: {reply}")).await?)
+}
+
+#[chain]
+async fn desk(text: String) -> String {
+    step!(kind = classify(text));
+    route!(kind {
+        Kind::Question => step!(reply = answer(text)),
+        Kind::Complaint => step!(reply = apologize(text)),
+    });
+    step!(published = publish(reply), retry = 1);
+    published
+}
+
+/// Events as short labels, to compare sequences.
+fn label(event: &Event) -> String {
+    match &event.kind {
+        EventKind::RunStarted => "run started".into(),
+        EventKind::StepStarted { step, attempt, .. } => format!("{step} started #{attempt}"),
+        EventKind::StepRetried { step, attempt, .. } => format!("{step} retried after #{attempt}"),
+        EventKind::StepFinished { step, attempts, .. } => format!("{step} finished in {attempts}"),
+        EventKind::StepFailed { step, attempt, .. } => format!("{step} failed #{attempt}"),
+        EventKind::StepSkipped { step, .. } => format!("{step} skipped"),
+        EventKind::RouteTaken { key, arm } => format!("{key} → {arm}"),
+        EventKind::LoopIteration {
+            step, iteration, ..
+        } => format!("{step} iteration {iteration}"),
+        EventKind::RunFinished { status, .. } => format!("run {status:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn recorder() -> (
+    Arc<Mutex<Vec<Event>>>,
+    impl Fn(&Event) + Send + Sync + 'static,
+) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    (events, move |event: &Event| {
+        sink.lock().expect("lock").push(event.clone())
+    })
+}
+
+fn model(publish: ScriptedReply) -> ScriptedModel {
+    ScriptedModel::new()
+        .on_step(
+            "classify",
+            ScriptedReply::text("\"complaint\"").after(MS * 100),
+        )
+        .on_step("apologize", ScriptedReply::text("sorry").after(MS * 200))
+        .on_step("publish", publish)
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_of_a_run_with_a_route_a_retry_and_a_failure() {
+    let (events, observer) = recorder();
+    let publish = ScriptedReply::sequence([
+        ScriptedReply::error("overloaded", true).after(MS * 50),
+        ScriptedReply::error("quota exhausted", false).after(MS * 50),
+    ]);
+    let rt = Runtime::builder()
+        .model(model(publish))
+        .observer(observer)
+        .backoff(MS * 10, MS * 10)
+        .build();
+    let error = desk::run(
+        &rt,
+        desk::Input {
+            text: "broken!".into(),
+        },
+    )
+    .await
+    .expect_err("publish fails for good on its second attempt");
+    assert_eq!(error.attempt(), 2);
+    let labels: Vec<String> = events.lock().expect("lock").iter().map(label).collect();
+    assert_eq!(
+        labels,
+        [
+            "run started",
+            "classify started #1",
+            "classify finished in 1",
+            "kind → Kind::Complaint",
+            "answer skipped",
+            "apologize started #1",
+            "apologize finished in 1",
+            "publish started #1",
+            "publish retried after #1",
+            "publish started #2",
+            "publish failed #2",
+            "run Failed",
+        ]
+    );
+    let events = events.lock().expect("lock");
+    let run_id = events[0].run_id;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.run_id == run_id && &*e.chain_path == "desk")
+    );
+    // Timestamps follow the scripted latencies.
+    let at = |wanted: &str| {
+        events
+            .iter()
+            .find(|e| label(e) == wanted)
+            .map(|e| e.elapsed)
+            .expect("event present")
+    };
+    assert_eq!(at("classify finished in 1"), MS * 100);
+    assert_eq!(at("apologize finished in 1"), MS * 300);
+    match &events[8].kind {
+        EventKind::StepRetried { delay, error, .. } => {
+            assert!(*delay <= MS * 10);
+            assert!(error.contains("overloaded"), "{error}");
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    match &events[10].kind {
+        EventKind::StepFailed {
+            retryable, error, ..
+        } => {
+            assert!(!retryable);
+            assert!(error.contains("quota exhausted"), "{error}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_matches_the_scripted_durations() {
+    let publish = ScriptedReply::sequence([
+        ScriptedReply::error("overloaded", true).after(MS * 50),
+        ScriptedReply::text("published").after(MS * 70),
+    ]);
+    let prices = PriceTable::new().model("scripted", 1.0, 2.0);
+    let rt = Runtime::builder()
+        .model(model(publish))
+        .prices(prices)
+        .backoff(MS * 40, MS * 40)
+        .build();
+    let outcome = desk::execute(
+        &rt,
+        desk::Input {
+            text: "broken!".into(),
+        },
+    )
+    .await;
+    let report = outcome.report;
+    let out = outcome.result.expect("the retry succeeds");
+    assert_eq!(out.published, "published");
+    assert_eq!(report.status, RunStatus::Completed);
+    assert_eq!(
+        (
+            report.steps_completed,
+            report.steps_failed,
+            report.steps_skipped
+        ),
+        (3, 0, 1)
+    );
+    assert_eq!(report.route_taken("kind"), Some("Kind::Complaint"));
+
+    let publish = report.step("publish").expect("recorded");
+    assert_eq!(publish.attempts, 2);
+    assert_eq!(publish.queue_time(), Some(Duration::ZERO));
+    assert_eq!(publish.started_at, Some(MS * 300));
+    let log: Vec<(AttemptOutcome, Duration, Duration)> = publish
+        .attempt_log
+        .iter()
+        .map(|a| (a.outcome, a.started_at, a.finished_at))
+        .collect();
+    assert_eq!(log[0], (AttemptOutcome::Failed, MS * 300, MS * 350));
+    let (outcome, second_start, second_end) = log[1];
+    assert_eq!(outcome, AttemptOutcome::Succeeded);
+    let backoff = second_start - MS * 350;
+    assert!(backoff <= MS * 40, "{backoff:?}");
+    assert_eq!(second_end - second_start, MS * 70);
+    assert_eq!(report.duration, second_end);
+    assert_eq!(publish.duration(), Some(second_end - MS * 300));
+
+    // Output size is the JSON size; tokens and cost add up.
+    let classify = report.step("classify").expect("recorded");
+    assert_eq!(classify.output_bytes, Some("\"complaint\"".len() as u64));
+    assert_eq!(publish.output_bytes, Some("\"published\"".len() as u64));
+    let tokens: u64 = report.steps.iter().map(|s| s.usage.total()).sum();
+    assert_eq!(report.usage.total(), tokens);
+    assert!(tokens > 0);
+    let expected_cost =
+        (report.usage.input_tokens as f64 + 2.0 * report.usage.output_tokens as f64) / 1e6;
+    let cost = report.cost_usd.expect("priced");
+    assert!(
+        (cost - expected_cost).abs() < 1e-12,
+        "{cost} vs {expected_cost}"
+    );
+
+    // JSON and the table carry the same facts.
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
+    assert_eq!(json["status"], "completed");
+    assert_eq!(json["steps"][3]["attempts"], 2);
+    assert_eq!(json["steps"][1]["status"], "skipped");
+    let table = report.to_string();
+    assert!(
+        table.contains("publish") && table.contains("route on `kind`: Kind::Complaint"),
+        "{table}"
+    );
+    assert_eq!(
+        report.step("answer").map(|s| s.status),
+        Some(StepStatus::Skipped)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn recent_runs_are_kept_by_id() {
+    let rt = Runtime::builder()
+        .model(model(ScriptedReply::text("ok")))
+        .history(2)
+        .build();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let outcome = desk::execute(&rt, desk::Input { text: "x".into() }).await;
+        ids.push(outcome.report.run_id);
+    }
+    assert!(rt.report(ids[0]).is_none(), "the oldest run was evicted");
+    let kept = rt.report(ids[2]).expect("the newest run is kept");
+    assert_eq!(kept.status, RunStatus::Completed);
+    assert_eq!(rt.recent_reports().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_run_is_reported_cancelled() {
+    let (events, observer) = recorder();
+    let rt = Runtime::builder()
+        .model(model(ScriptedReply::hang()))
+        .observer(observer)
+        .build();
+    let run = desk::run(&rt, desk::Input { text: "x".into() });
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .is_err()
+    );
+    let events = events.lock().expect("lock");
+    let last = events.last().expect("events");
+    assert!(
+        matches!(
+            last.kind,
+            EventKind::RunFinished {
+                status: RunStatus::Cancelled,
+                ..
+            }
+        ),
+        "{last:?}"
+    );
+    let report = rt.report(last.run_id).expect("kept in history");
+    assert_eq!(report.status, RunStatus::Cancelled);
+    assert_eq!(
+        report.step("publish").map(|s| s.status),
+        Some(StepStatus::Running)
+    );
+}
+
+/// A sub-chain's events reach the outer run's stream, with their path.
+#[chain]
+async fn outer(text: String) -> String {
+    step!(inner = desk(text));
+    step!(shouted = shout(inner));
+    shouted
+}
+
+#[step]
+async fn shout(_cx: &StepCx, text: &str) -> StepResult<String> {
+    Ok(text.to_uppercase())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_event_stream_follows_the_run_into_sub_chains() {
+    let rt = Runtime::builder()
+        .model(model(ScriptedReply::text("done")))
+        .build();
+    let (mut events, run) = outer::execute_with_events(&rt, outer::Input { text: "x".into() });
+    let collect = async {
+        let mut seen = Vec::new();
+        while let Some(event) = events.next().await {
+            seen.push(event);
+        }
+        seen
+    };
+    let (outcome, seen) = tokio::join!(run, collect);
+    assert_eq!(outcome.result.expect("runs").shouted, "DONE");
+    let outer_id = outcome.report.run_id;
+    let paths: Vec<&str> = seen.iter().map(|e| &*e.chain_path).collect();
+    assert_eq!(paths.first(), Some(&"outer"));
+    assert!(paths.contains(&"outer › desk"));
+    let inner = seen
+        .iter()
+        .find(|e| &*e.chain_path == "outer › desk")
+        .expect("inner events");
+    assert_eq!(inner.parent_run_id, Some(outer_id));
+    assert!(matches!(
+        seen.last().map(|e| &e.kind),
+        Some(EventKind::RunFinished {
+            status: RunStatus::Completed,
+            ..
+        })
+    ));
+    // The stream ended by itself once the run was over.
+    let json = serde_json::to_value(&seen[1]).expect("events serialize");
+    assert_eq!(json["event"], "step_started");
+}
+
+/// Spans for the run, each step attempt and each model call, with the
+/// OpenTelemetry GenAI attribute names.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tracing_spans_follow_the_genai_conventions() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = Runtime::builder()
+        .model(model(ScriptedReply::text("done")))
+        .build();
+    desk::run(&rt, desk::Input { text: "x".into() })
+        .await
+        .expect("runs");
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    for needle in [
+        "prompt_chain.run",
+        "prompt_chain.step",
+        "step=\"classify\"",
+        "gen_ai.operation.name=\"chat\"",
+        "gen_ai.request.model=\"scripted\"",
+        "gen_ai.usage.input_tokens=",
+        "gen_ai.usage.output_tokens=",
+        "route taken",
+        "run finished",
+    ] {
+        assert!(logs.contains(needle), "missing {needle} in:\n{logs}");
+    }
+}
