@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --example code_review
+//! cargo run --example code_review -- --timeline review.html   # and an HTML timeline
 //! ```
 //!
 //! Runs offline on the scripted model (replies and latencies below).
@@ -219,8 +220,24 @@ pub(crate) async fn demo(rt: &Runtime) -> Outcome<code_review::Output> {
     code_review::execute(rt, input).await
 }
 
-#[tokio::main]
-async fn main() -> Result<(), ChainError> {
+/// What `main` does, with its arguments: `--timeline FILE` also writes the
+/// run's timeline as an HTML page.
+pub(crate) async fn cli(
+    args: impl IntoIterator<Item = String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut timeline = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--timeline" => timeline = Some(args.next().ok_or("--timeline needs a file name")?),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; the only option is --timeline FILE"
+                )
+                .into());
+            }
+        }
+    }
     eprintln!("code_review: offline run on the scripted model");
     let outcome = demo(&runtime()).await;
     let report = outcome.report;
@@ -242,5 +259,20 @@ async fn main() -> Result<(), ChainError> {
     for (a, b) in report.overlapping() {
         println!("  {a} ∥ {b}");
     }
+    if let Some(path) = timeline {
+        std::fs::write(&path, report.to_html())?;
+        println!("Timeline written to {path}");
+    }
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match cli(std::env::args().skip(1)).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -391,3 +391,119 @@ async fn tracing_spans_follow_the_genai_conventions() {
         assert!(logs.contains(needle), "missing {needle} in:\n{logs}");
     }
 }
+
+#[allow(dead_code, private_interfaces)]
+#[path = "../examples/code_review.rs"]
+mod code_review_example;
+
+/// The code-review chain's Mermaid picture, checked against a snapshot (which
+/// CI also runs through Mermaid's own parser, see `tests/render/`).
+#[test]
+fn the_code_review_graph_matches_its_snapshot() {
+    let graph = code_review_example::code_review::graph();
+    let snapshot = include_str!("snapshots/code_review.mmd");
+    assert_eq!(
+        graph.mermaid, snapshot,
+        "regenerate tests/snapshots/code_review.mmd if the change is intended"
+    );
+    assert_eq!(graph.to_string(), graph.mermaid);
+    // DOT: every edge joins declared nodes, and braces balance.
+    let dot = graph.dot;
+    assert!(dot.starts_with("digraph \"code_review\" {") && dot.trim_end().ends_with('}'));
+    let declared: Vec<&str> = dot
+        .lines()
+        .filter(|l| l.contains("[shape="))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        declared.len(),
+        3 + 5 + 1,
+        "three inputs, five steps, the output"
+    );
+    for line in dot.lines().filter(|l| l.contains(" -> ")) {
+        let mut ends = line.split(" -> ");
+        let from = ends.next().map(str::trim).unwrap_or_default();
+        let to = ends
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default();
+        assert!(declared.contains(&from) && declared.contains(&to), "{line}");
+    }
+}
+
+#[test]
+fn the_support_router_graph_shows_routes_and_alternatives() {
+    let graph = desk::graph();
+    assert!(
+        graph.mermaid.contains("r0{\"route on kind\"}"),
+        "{}",
+        graph.mermaid
+    );
+    assert!(
+        graph.mermaid.contains("r0 -->|\"Kind::Question\"| s1"),
+        "{}",
+        graph.mermaid
+    );
+    assert!(
+        graph.mermaid.contains("s2 -. \"reply\" .-> s3"),
+        "{}",
+        graph.mermaid
+    );
+    assert!(
+        graph
+            .dot
+            .contains("r0 [shape=diamond, label=\"route on kind\"];"),
+        "{}",
+        graph.dot
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_example_writes_an_html_timeline_with_every_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("review.html");
+    code_review_example::cli(["--timeline".to_owned(), path.display().to_string()])
+        .await
+        .expect("the example runs");
+    let html = std::fs::read_to_string(&path).expect("the timeline was written");
+    assert!(html.starts_with("<!doctype html>") && html.contains("<svg"));
+    for step in [
+        "extract_changes",
+        "check_correctness",
+        "check_performance",
+        "check_security",
+        "summarize",
+    ] {
+        assert!(html.contains(&format!("{step} → ")), "row for {step}");
+        assert!(
+            html.contains(&format!("<title>{step} attempt 1")),
+            "bar for {step}"
+        );
+    }
+    assert_eq!(html.matches("<rect").count(), 5, "one bar per attempt");
+    assert!(html.contains("#2e7d32"), "succeeded attempts are green");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timeline_colours_failures_and_marks_routes() {
+    let publish = ScriptedReply::sequence([
+        ScriptedReply::error("overloaded", true).after(MS * 50),
+        ScriptedReply::error("quota exhausted", false).after(MS * 50),
+    ]);
+    let rt = Runtime::builder()
+        .model(model(publish))
+        .backoff(MS, MS)
+        .build();
+    let outcome = desk::execute(&rt, desk::Input { text: "x".into() }).await;
+    let html = outcome.report.to_html();
+    assert_eq!(
+        html.matches("fill=\"#c62828\"").count(),
+        2,
+        "two failed attempts"
+    );
+    assert!(html.contains("route on kind took Kind::Complaint"));
+    assert!(
+        html.contains(">skipped</text>"),
+        "the arm not taken is shown skipped"
+    );
+}

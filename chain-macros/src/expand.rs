@@ -19,11 +19,12 @@ const GENERATED_NAMES: [&str; 4] = ["Input", "Output", "Return", "Step"];
 
 /// Functions the generated modules define; a step function with one of these
 /// names is called through `super::` so the module's own item does not shadow it.
-const GENERATED_FNS: [&str; 9] = [
+const GENERATED_FNS: [&str; 10] = [
     "run",
     "execute",
     "execute_with_events",
     "definition",
+    "graph",
     "call",
     "__execute",
     "__run_as_step",
@@ -237,6 +238,13 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
         _ => (stub.clone(), stub.clone(), stub.clone(), stub),
     };
     let definition = chain_definition(chain);
+    let (mermaid, dot) = match graph {
+        Some(graph) => (
+            crate::picture::mermaid(chain, graph),
+            crate::picture::dot(chain, graph),
+        ),
+        None => (String::new(), String::new()),
+    };
     let lint = unused_keys_lint(chain, graph);
     let mod_doc = module_doc(chain);
     let input_doc = format!("The inputs of chain `{name_str}`.");
@@ -296,6 +304,12 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 ) -> impl ::core::future::Future<Output = ::prompt_chain::StepResult<Return>> + ::core::marker::Send + '_ {
                     __run_as_step(__chain_cx, __chain_input)
                 }
+            }
+
+            /// The chain's graph (inputs, steps, keys, routes) as Mermaid and DOT,
+            /// computed at compile time.
+            #item_vis fn graph() -> ::prompt_chain::ChainGraph {
+                ::prompt_chain::ChainGraph { mermaid: #mermaid, dot: #dot }
             }
 
             /// The chain's declaration as data: inputs, steps, options, output.

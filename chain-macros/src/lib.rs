@@ -10,6 +10,7 @@ mod ctxt;
 mod expand;
 mod graph;
 mod parse;
+mod picture;
 mod suggest;
 mod valid;
 

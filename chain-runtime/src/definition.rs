@@ -72,3 +72,20 @@ impl ChainDef {
             .find(|step| step.name == name_or_key || step.key == name_or_key)
     }
 }
+
+/// A chain's graph as text, generated at compile time by `#[chain]`
+/// (`<chain>::graph()`): inputs, steps with their keys, routes and the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainGraph {
+    /// A Mermaid flowchart (paste into a Markdown ```` ```mermaid ```` block).
+    pub mermaid: &'static str,
+    /// A Graphviz digraph (`dot -Tsvg`).
+    pub dot: &'static str,
+}
+
+impl std::fmt::Display for ChainGraph {
+    /// The Mermaid text.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.mermaid)
+    }
+}

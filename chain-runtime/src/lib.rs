@@ -18,13 +18,14 @@ mod report;
 mod runtime;
 mod slot;
 mod step;
+mod timeline;
 mod validate;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use context::{RunOptions, StepCx};
-pub use definition::{ArmDef, ChainDef, RouteDef, StepDef, StepOptions};
+pub use definition::{ArmDef, ChainDef, ChainGraph, RouteDef, StepDef, StepOptions};
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
 pub use events::{Event, EventKind, EventStream, Observer};
 pub use ids::RunId;
@@ -40,4 +41,5 @@ pub use report::{
 };
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use step::Step;
+pub use timeline::html_timeline;
 pub use validate::{StepOutput, Validate};

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --example support_router                      # the 13 sample tickets
 //! cargo run --example support_router -- --ticket "My sync is stuck with E-1042"
-//! cargo run --example support_router -- --data ./support-data
+//! cargo run --example support_router -- --data ./support-data --timeline runs.html
 //! ```
 //!
 //! Technical tickets are searched in the knowledge base shipped beside this
@@ -393,12 +393,14 @@ pub(crate) async fn route_all(
 struct Options {
     ticket: Option<String>,
     data: PathBuf,
+    timeline: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         ticket: None,
         data: std::env::temp_dir().join("prompt-chain-support-router"),
+        timeline: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -407,8 +409,14 @@ fn parse_args() -> Result<Options, String> {
                 options.ticket = Some(args.next().ok_or("--ticket needs the ticket's text")?)
             }
             "--data" => options.data = args.next().ok_or("--data needs a directory")?.into(),
+            "--timeline" => {
+                options.timeline = Some(args.next().ok_or("--timeline needs a file name")?.into())
+            }
             "-h" | "--help" => {
-                return Err("usage: support_router [--ticket TEXT] [--data DIR]".to_owned());
+                return Err(
+                    "usage: support_router [--ticket TEXT] [--data DIR] [--timeline FILE]"
+                        .to_owned(),
+                );
             }
             other => return Err(format!("unknown argument `{other}`; try --help")),
         }
@@ -513,6 +521,11 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
     }
     if let Some(store) = rt.dependency::<EscalationStore>() {
         println!("Escalations are recorded in {}", store.path().display());
+    }
+    if let Some(path) = &options.timeline {
+        let page = prompt_chain::html_timeline(outcomes.iter().map(|(_, outcome)| &outcome.report));
+        std::fs::write(path, page)?;
+        println!("Timelines written to {}", path.display());
     }
     Ok(())
 }

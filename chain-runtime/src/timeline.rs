@@ -1,0 +1,220 @@
+//! A run as a picture: a self-contained HTML page with an SVG Gantt chart of
+//! step attempts, coloured by outcome, to see what overlapped and where the
+//! time went.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::report::{AttemptOutcome, ExecutionReport, StepStatus};
+
+/// Average width of one character of the 12px label font, for sizing the label column.
+const CHAR_WIDTH: f64 = 7.0;
+const CHART_WIDTH: f64 = 760.0;
+const ROW: f64 = 26.0;
+const TOP: f64 = 34.0;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn color(outcome: AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Succeeded => "#2e7d32",
+        AttemptOutcome::Failed => "#c62828",
+        AttemptOutcome::Rejected => "#ef6c00",
+        AttemptOutcome::TimedOut => "#6a1b9a",
+        AttemptOutcome::Panicked => "#212121",
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// A tick spacing giving about eight ticks over `total` milliseconds.
+fn tick_step(total: f64) -> f64 {
+    let raw = (total / 8.0).max(1.0);
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// The SVG chart of one run.
+fn svg(report: &ExecutionReport) -> String {
+    let total = ms(report.duration).max(1.0);
+    let longest = report
+        .steps
+        .iter()
+        .map(|s| s.name.chars().count() + s.key.chars().count() + 3)
+        .max()
+        .unwrap_or(10);
+    let label_width = (longest as f64 * CHAR_WIDTH + 20.0).max(120.0);
+    let x = |at: Duration| label_width + ms(at) / total * CHART_WIDTH;
+    let height = TOP + ROW * report.steps.len() as f64 + 10.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n",
+        label_width + CHART_WIDTH + 20.0
+    );
+    let step = tick_step(total);
+    let mut tick = 0.0;
+    while tick <= total + 0.5 {
+        let tx = label_width + tick / total * CHART_WIDTH;
+        let _ = writeln!(
+            out,
+            "  <line x1=\"{tx:.1}\" y1=\"{}\" x2=\"{tx:.1}\" y2=\"{height}\" stroke=\"#e0e0e0\"/><text x=\"{tx:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#616161\">{tick:.0} ms</text>",
+            TOP - 8.0,
+            TOP - 14.0,
+        );
+        tick += step;
+    }
+    for (row, record) in report.steps.iter().enumerate() {
+        let y = TOP + ROW * row as f64;
+        let muted = matches!(record.status, StepStatus::Skipped | StepStatus::Pending);
+        let _ = writeln!(
+            out,
+            "  <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"{}\">{} → {}</text>",
+            label_width - 8.0,
+            y + ROW * 0.62,
+            if muted { "#9e9e9e" } else { "#212121" },
+            escape(record.name),
+            escape(record.key)
+        );
+        if record.attempt_log.is_empty() {
+            if let (Some(start), StepStatus::Running) = (record.started_at, record.status) {
+                let _ = writeln!(
+                    out,
+                    "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#9e9e9e\"><title>{}: cancelled while running</title></rect>",
+                    x(start),
+                    y + 4.0,
+                    (x(report.duration) - x(start)).max(2.0),
+                    ROW - 8.0,
+                    escape(record.name)
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#9e9e9e\">{}</text>",
+                    label_width + 4.0,
+                    y + ROW * 0.62,
+                    format!("{:?}", record.status).to_lowercase()
+                );
+            }
+        }
+        for attempt in &record.attempt_log {
+            let _ = writeln!(
+                out,
+                "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"3\" fill=\"{}\"><title>{} attempt {} (iteration {}): {:?}, {:.1} ms → {:.1} ms</title></rect>",
+                x(attempt.started_at),
+                y + 4.0,
+                (x(attempt.finished_at) - x(attempt.started_at)).max(2.0),
+                ROW - 8.0,
+                color(attempt.outcome),
+                escape(record.name),
+                attempt.attempt,
+                attempt.iteration,
+                attempt.outcome,
+                ms(attempt.started_at),
+                ms(attempt.finished_at),
+            );
+        }
+    }
+    for route in &report.routes {
+        if let (Some(at), Some(arm)) = (route.decided_at, route.arm) {
+            let _ = writeln!(
+                out,
+                "  <line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{height}\" stroke=\"#1565c0\" stroke-dasharray=\"4 3\"><title>route on {2} took {3}</title></line>",
+                x(at),
+                TOP - 4.0,
+                escape(route.key),
+                escape(arm)
+            );
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+const STYLE: &str = "body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#212121}\
+h2{font-size:16px;margin:28px 0 4px}p{margin:2px 0 10px;color:#616161}\
+.legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border-radius:2px}";
+
+/// A self-contained HTML page with the timeline of each report.
+pub fn html_timeline<'a>(reports: impl IntoIterator<Item = &'a ExecutionReport>) -> String {
+    let mut out = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>prompt-chain run timeline</title><style>{STYLE}</style></head><body>\n<h1>Run timeline</h1>\n<p class=\"legend\">"
+    );
+    for (name, outcome) in [
+        ("succeeded", AttemptOutcome::Succeeded),
+        ("failed", AttemptOutcome::Failed),
+        ("rejected by validation", AttemptOutcome::Rejected),
+        ("timed out", AttemptOutcome::TimedOut),
+        ("panicked", AttemptOutcome::Panicked),
+    ] {
+        let _ = write!(
+            out,
+            "<span><i style=\"background:{}\"></i>{name}</span>",
+            color(outcome)
+        );
+    }
+    out.push_str("<span><i style=\"background:#9e9e9e\"></i>cancelled</span><span><i style=\"background:#1565c0\"></i>route decision</span></p>\n");
+    for report in reports {
+        let routes: Vec<String> = report
+            .routes
+            .iter()
+            .filter_map(|r| r.arm.map(|arm| format!("{} → {}", r.key, arm)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<h2>{} <small>{}</small></h2>\n<p>{:?} in {:.1} ms · steps one after another: {:.1} ms · {} tokens{}{}</p>",
+            escape(report.chain),
+            report.run_id,
+            report.status,
+            ms(report.duration),
+            ms(report.sequential_time()),
+            report.usage.total(),
+            report
+                .cost_usd
+                .map(|c| format!(" · ${c:.4}"))
+                .unwrap_or_default(),
+            if routes.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", escape(&routes.join(", ")))
+            }
+        );
+        out.push_str(&svg(report));
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+impl ExecutionReport {
+    /// This run as a self-contained HTML page with an SVG timeline (see
+    /// [`html_timeline`] for several runs on one page).
+    pub fn to_html(&self) -> String {
+        html_timeline([self])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{escape, tick_step};
+
+    #[test]
+    fn ticks_are_round_numbers() {
+        assert_eq!(tick_step(843.0), 200.0);
+        assert_eq!(tick_step(80.0), 10.0);
+        assert_eq!(tick_step(5.0), 1.0);
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+    }
+}
