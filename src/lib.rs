@@ -52,6 +52,31 @@ pub use prompt_chain_runtime::*;
 #[doc(hidden)]
 pub use prompt_chain_runtime::__private;
 
+/// Export to OpenTelemetry (feature `otel`): prompt-chain's spans (one per run,
+/// per step attempt and per model call, the latter with the GenAI semantic
+/// conventions' `gen_ai.*` attributes) through any OpenTelemetry tracer.
+///
+/// ```ignore
+/// use tracing_subscriber::layer::SubscriberExt;
+/// let subscriber = tracing_subscriber::registry().with(prompt_chain::otel::layer(tracer));
+/// tracing::subscriber::set_global_default(subscriber)?;
+/// ```
+#[cfg(feature = "otel")]
+pub mod otel {
+    pub use opentelemetry;
+    pub use tracing_opentelemetry;
+
+    /// A `tracing` layer that sends spans to `tracer`.
+    pub fn layer<S, T>(tracer: T) -> tracing_opentelemetry::OpenTelemetryLayer<S, T>
+    where
+        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+        T: opentelemetry::trace::Tracer + 'static,
+        T::Span: Send + Sync,
+    {
+        tracing_opentelemetry::layer().with_tracer(tracer)
+    }
+}
+
 /// Everything a chain definition usually needs.
 pub mod prelude {
     pub use crate::{
