@@ -507,3 +507,15 @@ async fn the_timeline_colours_failures_and_marks_routes() {
         "the arm not taken is shown skipped"
     );
 }
+
+/// The README shows the code-review graph: it must be the real one.
+#[test]
+fn the_readme_graph_is_the_snapshot() {
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split("```mermaid\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README has a mermaid block");
+    assert_eq!(block, include_str!("snapshots/code_review.mmd"));
+}
