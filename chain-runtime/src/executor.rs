@@ -90,10 +90,16 @@ impl RunCx {
         V: Fn(&T) -> Result<(), String>,
     {
         let def = self.step_def(index)?;
-        self.begin(index);
-        let result = self.attempts(def, index, 1, call, &validate).await;
-        self.end(index, result.is_ok());
-        result.map(|(value, _)| value)
+        match self.attempts(def, index, 1, call, &validate).await {
+            Ok((value, _, finished_at)) => {
+                self.end(index, true, Some(finished_at));
+                Ok(value)
+            }
+            Err(error) => {
+                self.end(index, false, None);
+                Err(error)
+            }
+        }
     }
 
     /// Runs loop step `index`: iteration 1 calls `call` with `None`, every
@@ -115,7 +121,6 @@ impl RunCx {
     {
         let def = self.step_def(index)?;
         let max = def.options.max_iterations.unwrap_or(1).max(1);
-        self.begin(index);
         let mut previous: Option<Arc<T>> = None;
         let mut iteration = 0u32;
         loop {
@@ -130,10 +135,10 @@ impl RunCx {
                     &validate,
                 )
                 .await;
-            let (value, attempts) = match attempted {
+            let (value, attempts, _) = match attempted {
                 Ok(done) => done,
                 Err(error) => {
-                    self.end(index, false);
+                    self.end(index, false, None);
                     return Err(error);
                 }
             };
@@ -155,7 +160,7 @@ impl RunCx {
                 });
             });
             if converged || iteration >= max {
-                self.end(index, true);
+                self.end(index, true, Some(finished_at));
                 let stop = if converged {
                     LoopStop::Converged
                 } else {
@@ -171,17 +176,10 @@ impl RunCx {
         }
     }
 
-    fn begin(&self, index: usize) {
-        let ready = self.now();
-        self.shared.record(index, |record| {
-            record.ready_at = Some(ready);
-            record.started_at = Some(ready);
-            record.status = StepStatus::Running;
-        });
-    }
-
-    fn end(&self, index: usize, succeeded: bool) {
-        let finished = self.now();
+    /// Marks step `index` finished, at `finished` (now if `None`), and sends
+    /// `StepFinished` for a success.
+    fn end(&self, index: usize, succeeded: bool, finished: Option<Duration>) {
+        let finished = finished.unwrap_or_else(|| self.now());
         let summary = self.shared.record(index, |record| {
             record.finished_at = Some(finished);
             record.status = if succeeded {
@@ -222,7 +220,7 @@ impl RunCx {
         iteration: u32,
         mut call: F,
         validate: &V,
-    ) -> Result<(T, u32), ChainError>
+    ) -> Result<(T, u32, Duration), ChainError>
     where
         T: Serialize + Send + Sync + 'static,
         F: FnMut(StepCx) -> Fut,
@@ -236,7 +234,14 @@ impl RunCx {
         loop {
             attempt += 1;
             let started_at = self.now();
-            self.shared.record(index, |record| record.attempts += 1);
+            self.shared.record(index, |record| {
+                if record.started_at.is_none() {
+                    record.ready_at = Some(started_at);
+                    record.started_at = Some(started_at);
+                    record.status = StepStatus::Running;
+                }
+                record.attempts += 1;
+            });
             self.shared.emit(|| EventKind::StepStarted {
                 step: def.name,
                 index,
@@ -264,19 +269,16 @@ impl RunCx {
             let (kind, retryable, outcome) = match attempted {
                 Ok(value) => match self.check(def, attempt, &value, validate) {
                     Ok(()) => {
-                        self.attempt_done(
+                        let bytes = runtime.measure_outputs.then(|| output_size(&value));
+                        let finished_at = self.attempt_done(
                             index,
                             attempt,
                             iteration,
                             started_at,
                             AttemptOutcome::Succeeded,
+                            bytes,
                         );
-                        if runtime.measure_outputs {
-                            let bytes = output_size(&value);
-                            self.shared
-                                .record(index, |record| record.output_bytes = Some(bytes));
-                        }
-                        return Ok((value, attempt));
+                        return Ok((value, attempt, finished_at));
                     }
                     Err(message) => (
                         FailureKind::Validation { message },
@@ -304,7 +306,7 @@ impl RunCx {
                     AttemptOutcome::TimedOut,
                 ),
             };
-            self.attempt_done(index, attempt, iteration, started_at, outcome);
+            self.attempt_done(index, attempt, iteration, started_at, outcome, None);
             if retryable && attempt <= retries {
                 let delay = self.backoff(index, attempt);
                 tracing::warn!(
@@ -351,6 +353,7 @@ impl RunCx {
         }
     }
 
+    /// Logs an attempt (and the output's size, on success); returns when it ended.
     fn attempt_done(
         &self,
         index: usize,
@@ -358,7 +361,8 @@ impl RunCx {
         iteration: u32,
         started_at: Duration,
         outcome: AttemptOutcome,
-    ) {
+        output_bytes: Option<u64>,
+    ) -> Duration {
         let finished_at = self.now();
         self.shared.record(index, |record| {
             record.attempt_log.push(AttemptRecord {
@@ -368,7 +372,11 @@ impl RunCx {
                 finished_at,
                 outcome,
             });
+            if output_bytes.is_some() {
+                record.output_bytes = output_bytes;
+            }
         });
+        finished_at
     }
 
     fn check<T, V>(
@@ -465,18 +473,23 @@ impl RunCx {
     /// run's last event.
     fn end_run(&mut self, status: RunStatus) -> ExecutionReport {
         self.ended = true;
-        let steps = self
-            .shared
-            .records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let routes = self
-            .shared
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        // The run is over: its records move into the report. (A step that
+        // spawned a task holding its `StepCx` can still count tokens, into
+        // nothing.)
+        let steps = std::mem::take(
+            &mut *self
+                .shared
+                .records
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let routes = std::mem::take(
+            &mut *self
+                .shared
+                .routes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         let report = ExecutionReport::new(
             self.shared.id,
             self.shared.parent,
