@@ -44,6 +44,8 @@ pub(crate) struct Chain {
     /// keys may be missing from the model: checks that a key exists are skipped
     /// rather than reporting the same mistake twice.
     pub(crate) incomplete: bool,
+    /// A hash of the chain's signature and body: resuming needs the same one.
+    pub(crate) fingerprint: u64,
 }
 
 /// One chain input.
@@ -109,6 +111,8 @@ pub(crate) struct StepOptions {
     pub(crate) until: Option<Path>,
     /// `max = N`: the step is a loop of at most `N` iterations.
     pub(crate) max: Option<u32>,
+    /// `cache = 1h`, in milliseconds.
+    pub(crate) cache_ms: Option<u64>,
 }
 
 impl RouteDecl {

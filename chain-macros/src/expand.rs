@@ -19,10 +19,11 @@ const GENERATED_NAMES: [&str; 4] = ["Input", "Output", "Return", "Step"];
 
 /// Functions the generated modules define; a step function with one of these
 /// names is called through `super::` so the module's own item does not shadow it.
-const GENERATED_FNS: [&str; 10] = [
+const GENERATED_FNS: [&str; 11] = [
     "run",
     "execute",
     "execute_with_events",
+    "resume",
     "definition",
     "graph",
     "call",
@@ -231,7 +232,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 ::core::result::Result::Ok(__chain_return(__chain_outputs))
             },
             quote! {
-                let __chain_options = ::prompt_chain::RunOptions { parent: ::core::option::Option::Some(cx), events: ::core::option::Option::None };
+                let __chain_options = ::prompt_chain::RunOptions { parent: ::core::option::Option::Some(cx), ..::core::default::Default::default() };
                 match __execute(cx.runtime(), __chain_options, input).await.result {
                     ::core::result::Result::Ok(__chain_outputs) => ::core::result::Result::Ok(__chain_return(__chain_outputs)),
                     ::core::result::Result::Err(error) => ::core::result::Result::Err(::prompt_chain::StepError::from(error)),
@@ -336,6 +337,24 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 __execute(runtime, ::prompt_chain::RunOptions::default(), input).await
             }
 
+            /// Resumes run `run_id` from the runtime's checkpoint store: steps
+            /// whose output was saved are restored, not run again.
+            #item_vis async fn resume(
+                runtime: &::prompt_chain::Runtime,
+                run_id: ::prompt_chain::RunId,
+            ) -> ::prompt_chain::Outcome<Output> {
+                match ::prompt_chain::__private::load_input::<Input, Output>(runtime, &__CHAIN_DEF, run_id).await {
+                    ::core::result::Result::Ok(input) => {
+                        let __chain_options = ::prompt_chain::RunOptions {
+                            resume: ::core::option::Option::Some(run_id),
+                            ..::core::default::Default::default()
+                        };
+                        __execute(runtime, __chain_options, input).await
+                    }
+                    ::core::result::Result::Err(outcome) => outcome,
+                }
+            }
+
             /// Like `execute`, and the run's events (its sub-chains' included) as
             /// a stream; poll both, for example with `tokio::join!` or by spawning the run.
             #item_vis fn execute_with_events(
@@ -346,7 +365,7 @@ fn chain_interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 impl ::core::future::Future<Output = ::prompt_chain::Outcome<Output>> + ::core::marker::Send + '_,
             ) {
                 let (__chain_sink, __chain_stream) = ::prompt_chain::EventStream::channel();
-                let __chain_options = ::prompt_chain::RunOptions { parent: ::core::option::Option::None, events: ::core::option::Option::Some(__chain_sink) };
+                let __chain_options = ::prompt_chain::RunOptions { events: ::core::option::Option::Some(__chain_sink), ..::core::default::Default::default() };
                 (__chain_stream, __execute(runtime, __chain_options, input))
             }
 
@@ -433,7 +452,7 @@ fn execute_body(chain: &Chain, graph: &Graph) -> TokenStream {
         if graph.always_produced(chain, &key.to_string()) {
             quote! {
                 let ::core::option::Option::Some(#key) = #slot.into_inner() else {
-                    return __chain_run.missing(#name);
+                    return __chain_run.missing(#name).await;
                 };
             }
         } else {
@@ -446,17 +465,21 @@ fn execute_body(chain: &Chain, graph: &Graph) -> TokenStream {
         quote!((#name, &#slot as &dyn ::prompt_chain::__private::ContextValue))
     });
     quote! {
-        let __chain_run = ::prompt_chain::__private::RunCx::start(__chain_runtime, &__CHAIN_DEF, __chain_options);
+        let __chain_run = match ::prompt_chain::__private::RunCx::start(__chain_runtime, &__CHAIN_DEF, __chain_options, &__chain_input).await {
+            ::core::result::Result::Ok(__chain_run) => __chain_run,
+            ::core::result::Result::Err(__chain_outcome) => return __chain_outcome,
+        };
         #(#input_slots)*
         #(#step_slots)*
         let __chain_joined = #join;
         match __chain_joined {
             ::core::result::Result::Ok(()) => {
                 #(#takes)*
-                __chain_run.finish(Output { #(#all_keys),* })
+                __chain_run.finish(Output { #(#all_keys),* }).await
             }
             ::core::result::Result::Err(__chain_error) => {
-                __chain_run.fail(__chain_error, &[#(#context),*])
+                let __chain_error = ::prompt_chain::__private::with_completed(__chain_error, &[#(#context),*]);
+                __chain_run.fail(__chain_error).await
             }
         }
     }
@@ -560,10 +583,17 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
                 .await?
         }
     } else {
+        let inputs = if step.options.cache_ms.is_some() {
+            let locals = (0..step.args.len()).map(|n| format_ident!("__chain_a{}", n));
+            quote!(::core::option::Option::Some(::prompt_chain::__private::InputHash::new()#(.feed(#locals))*.finish()))
+        } else {
+            quote!(::core::option::Option::None)
+        };
         quote! {
             __chain_run
                 .step(
                     #index,
+                    #inputs,
                     move |__chain_cx: ::prompt_chain::StepCx| async move { #call },
                     #validate,
                 )
@@ -624,6 +654,7 @@ fn chain_definition(chain: &Chain) -> TokenStream {
         .as_ref()
         .map(|key| key.unraw().to_string())
         .unwrap_or_default();
+    let fingerprint = chain.fingerprint;
     let steps = chain.steps.iter().map(|step| {
         let step_name = step.name();
         let key = step.key.unraw().to_string();
@@ -643,6 +674,12 @@ fn chain_definition(chain: &Chain) -> TokenStream {
             Some(n) => quote!(::core::option::Option::Some(#n)),
             None => quote!(::core::option::Option::None),
         };
+        let cache = match step.options.cache_ms {
+            Some(ms) => {
+                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             ::prompt_chain::StepDef {
                 name: #step_name,
@@ -653,6 +690,7 @@ fn chain_definition(chain: &Chain) -> TokenStream {
                     timeout: #timeout,
                     validated: #validated,
                     max_iterations: #max_iterations,
+                    cache: #cache,
                 },
             }
         }
@@ -674,6 +712,7 @@ fn chain_definition(chain: &Chain) -> TokenStream {
             steps: &[#(#steps),*],
             routes: &[#(#routes),*],
             output: #output,
+            fingerprint: #fingerprint,
         };
     }
 }

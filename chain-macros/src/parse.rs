@@ -12,7 +12,7 @@ use crate::ctxt::Ctxt;
 use crate::suggest;
 
 /// The options `step!` accepts.
-const OPTIONS: [&str; 5] = ["validate", "retry", "timeout", "until", "max"];
+const OPTIONS: [&str; 6] = ["validate", "retry", "timeout", "until", "max", "cache"];
 
 /// How a step is written, for messages.
 const STEP_FORM: &str = "`step!(key = function(input, ...))`";
@@ -85,6 +85,7 @@ impl StepFn {
 
 impl Chain {
     pub(crate) fn from_syn(cx: &mut Ctxt, item: ItemFn) -> Option<Chain> {
+        let fingerprint = fingerprint(&item);
         let ItemFn {
             attrs,
             vis,
@@ -156,6 +157,7 @@ impl Chain {
             output,
             body_end: block.brace_token.span.close(),
             incomplete: incomplete || !body_complete,
+            fingerprint,
         })
     }
 }
@@ -591,6 +593,14 @@ fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptions {
                     "`max` takes the most iterations the loop runs, such as `max = 3`",
                 ),
             },
+            "cache" => match int_literal(&value).and_then(|(lit, unit)| duration_ms(lit, unit)) {
+                Some(Ok(ms)) => options.cache_ms = Some(ms),
+                Some(Err(error)) => cx.syn_error(error),
+                None => cx.error_spanned_by(
+                    value,
+                    "`cache` takes how long a result stays reusable, with its unit: `30s`, `10m`, `1h`",
+                ),
+            },
             "timeout" => match int_literal(&value).and_then(|(lit, unit)| duration_ms(lit, unit)) {
                 Some(Ok(ms)) => options.timeout_ms = Some(ms),
                 Some(Err(error)) => cx.syn_error(error),
@@ -648,4 +658,18 @@ fn duration_ms(lit: &syn::LitInt, unit: &str) -> Option<syn::Result<u64>> {
             )
         })
     }))
+}
+
+/// FNV-1a of the chain's signature and body as tokens (comments and
+/// formatting do not count; doc attributes are left out).
+fn fingerprint(item: &ItemFn) -> u64 {
+    let sig = &item.sig;
+    let block = &item.block;
+    let text = quote::quote!(#sig #block).to_string();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }

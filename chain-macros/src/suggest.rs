@@ -44,6 +44,7 @@ pub(crate) fn option_alias(word: &str) -> Option<&'static str> {
         "timeout_ms" | "timeout_secs" | "deadline" | "time_limit" | "timeouts" => Some("timeout"),
         "while_not" | "stop_when" | "until_fn" | "done" | "condition" => Some("until"),
         "max_iterations" | "max_iter" | "iterations" | "times" | "repeat" | "loop" => Some("max"),
+        "ttl" | "cache_ttl" | "memoize" | "cached" => Some("cache"),
         _ => None,
     }
 }

@@ -2,7 +2,7 @@
 //! in any release.
 
 pub use crate::events::EventSink;
-pub use crate::executor::{ContextValue, RunCx};
+pub use crate::executor::{ContextValue, RunCx, with_completed};
 pub use crate::slot::{Branch, Slot, join_steps};
 pub use serde;
 
@@ -93,4 +93,45 @@ pub fn never<T>(_: &T) -> bool {
 /// The hook of a step with no `validate = ...`.
 pub fn no_validation<T>(_: &T) -> Result<(), String> {
     Ok(())
+}
+
+/// Hashes a step's inputs for the step-result cache (their JSON, in order).
+#[derive(Debug)]
+pub struct InputHash(u64);
+
+impl InputHash {
+    /// An empty hash.
+    pub fn new() -> Self {
+        Self(0)
+    }
+
+    /// Adds one input.
+    #[must_use]
+    pub fn feed<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        Self(crate::checkpoint::fnv1a(
+            &bytes,
+            self.0.rotate_left(5) ^ bytes.len() as u64,
+        ))
+    }
+
+    /// The hash.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for InputHash {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads the input of a run to resume from the runtime's checkpoint store.
+pub async fn load_input<I: serde::de::DeserializeOwned, O>(
+    runtime: &crate::Runtime,
+    chain: &'static crate::ChainDef,
+    run_id: crate::RunId,
+) -> Result<I, crate::Outcome<O>> {
+    crate::executor::load_input(runtime, chain, run_id).await
 }

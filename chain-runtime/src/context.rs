@@ -2,6 +2,7 @@
 //! state a run shares with its steps.
 
 use std::any::type_name;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +26,8 @@ pub struct RunOptions<'a> {
     pub parent: Option<&'a StepCx>,
     /// Where to send this run's events, besides the runtime's observers.
     pub events: Option<EventSink>,
+    /// Resume this run from the runtime's checkpoint store.
+    pub resume: Option<RunId>,
 }
 
 /// The state of one run, shared by its steps.
@@ -43,6 +46,8 @@ pub(crate) struct RunShared {
     /// Whether anyone listens: events are only built when true.
     observed: bool,
     pub(crate) span: tracing::Span,
+    /// Step outputs read back from the checkpoint store, by (key, iteration).
+    pub(crate) restored: Mutex<HashMap<(String, u32), Vec<u8>>>,
 }
 
 impl RunShared {
@@ -70,7 +75,15 @@ impl RunShared {
             .events
             .or_else(|| options.parent.and_then(|cx| cx.run.sink.clone()));
         let observed = sink.is_some() || !runtime.inner.observers.is_empty();
-        let id = RunId::new();
+        // A sub-chain's run id is derived from the step running it, so
+        // resuming the parent resumes the sub-chain where it stopped.
+        let id = match (options.resume, options.parent) {
+            (Some(id), _) => id,
+            (None, Some(cx)) => RunId::from_u64(crate::ids::splitmix64(
+                cx.run.id.as_u64() ^ ((cx.index as u64) << 40) ^ (u64::from(cx.iteration) << 20),
+            )),
+            (None, None) => RunId::new(),
+        };
         let span = tracing::info_span!(
             "prompt_chain.run",
             run_id = %id,
@@ -91,6 +104,7 @@ impl RunShared {
             sink,
             observed,
             span,
+            restored: Mutex::new(HashMap::new()),
         }
     }
 
@@ -173,6 +187,7 @@ static DETACHED: ChainDef = ChainDef {
     steps: &[],
     routes: &[],
     output: "",
+    fingerprint: 0,
 };
 
 impl StepCx {
@@ -231,6 +246,15 @@ impl StepCx {
     /// The current iteration of a loop step, from 1 (always 1 for other steps).
     pub fn iteration(&self) -> u32 {
         self.iteration
+    }
+
+    /// A key naming this attempt of this step in this run, for providers and
+    /// services that deduplicate requests (`run-…/key/iteration/attempt`).
+    pub fn idempotency_key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.run.id, self.key, self.iteration, self.attempt
+        )
     }
 
     /// The runtime the run belongs to.

@@ -18,6 +18,9 @@ pub struct ChainDef {
     pub routes: &'static [RouteDef],
     /// The key the chain returns.
     pub output: &'static str,
+    /// A hash of the chain's declaration (computed by `#[chain]`): a run is
+    /// only resumed by the same definition.
+    pub fingerprint: u64,
 }
 
 /// One `route!`: the key it branches on and its arms.
@@ -62,6 +65,8 @@ pub struct StepOptions {
     pub validated: bool,
     /// `max = N`: the step is a loop of at most `N` iterations.
     pub max_iterations: Option<u32>,
+    /// `cache = 1h`: reuse an output of the same step on the same inputs for this long.
+    pub cache: Option<Duration>,
 }
 
 impl ChainDef {

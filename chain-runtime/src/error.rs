@@ -140,6 +140,23 @@ pub enum FailureKind {
         /// The timeout that elapsed.
         after: Duration,
     },
+    /// The checkpoint store failed, or holds something this run cannot use.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[source] crate::checkpoint::StoreError),
+    /// The run to resume was started by a different definition of the chain.
+    #[error(
+        "run {run_id} was started by a different definition of chain `{chain}` (fingerprint {stored:016x}, now {current:016x}); resume it with the code that started it, or start a new run"
+    )]
+    DefinitionChanged {
+        /// The run.
+        run_id: crate::ids::RunId,
+        /// The chain.
+        chain: String,
+        /// The fingerprint stored with the run.
+        stored: u64,
+        /// The fingerprint of the chain now.
+        current: u64,
+    },
     /// A broken runtime invariant: a bug in prompt-chain, reported instead of a panic.
     #[error("internal error in prompt-chain: {message}")]
     Internal {
@@ -156,6 +173,8 @@ impl FailureKind {
             FailureKind::TimedOut { .. } => true,
             FailureKind::Validation { .. }
             | FailureKind::Panicked { .. }
+            | FailureKind::Checkpoint(_)
+            | FailureKind::DefinitionChanged { .. }
             | FailureKind::Internal { .. } => false,
         }
     }

@@ -99,6 +99,20 @@ pub enum EventKind {
         /// Its index in declaration order.
         index: usize,
     },
+    /// A step's output was restored from a checkpoint; it did not run.
+    StepRestored {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+    },
+    /// A step's output came from the step-result cache; it did not run.
+    StepCached {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+    },
     /// A route picked its arm.
     RouteTaken {
         /// The key it branched on.

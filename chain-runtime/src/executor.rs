@@ -10,9 +10,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
+use crate::checkpoint::{NewRun, StoreError, StoredStatus};
 use crate::context::{RunOptions, RunShared, StepCx};
 use crate::definition::{ChainDef, StepDef};
 use crate::error::{ChainError, FailureKind, StepResult};
@@ -50,13 +52,185 @@ enum AttemptError {
 }
 
 impl RunCx {
-    /// Starts a run of `chain`.
-    pub fn start(runtime: &Runtime, chain: &'static ChainDef, options: RunOptions<'_>) -> Self {
+    /// Starts a run of `chain`: a new one, or, with a checkpoint store, a
+    /// resumed one (`options.resume`, or a sub-chain whose step ran before).
+    /// A store failure or a changed definition ends the run at once.
+    pub async fn start<I: Serialize, O>(
+        runtime: &Runtime,
+        chain: &'static ChainDef,
+        options: RunOptions<'_>,
+        input: &I,
+    ) -> Result<Self, Outcome<O>> {
+        let resume = options.resume;
         let shared = Arc::new(RunShared::new(runtime.clone(), chain, options));
         shared.emit(|| EventKind::RunStarted);
-        Self {
+        let run = Self {
             shared,
             ended: false,
+        };
+        let Some(store) = runtime.inner.checkpoints.clone() else {
+            return Ok(run);
+        };
+        let id = run.shared.id;
+        let fail = |run: Self, kind: FailureKind| -> Outcome<O> {
+            run.fail_now(ChainError::run_failed(chain.name, kind))
+        };
+        match store.load_run(id).await {
+            Ok(Some(saved)) => {
+                if saved.chain != chain.name || saved.fingerprint != chain.fingerprint {
+                    return Err(fail(
+                        run,
+                        FailureKind::DefinitionChanged {
+                            run_id: id,
+                            chain: chain.name.to_owned(),
+                            stored: saved.fingerprint,
+                            current: chain.fingerprint,
+                        },
+                    ));
+                }
+                *run.shared
+                    .restored
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = saved.steps;
+                Ok(run)
+            }
+            Ok(None) if resume.is_some() => Err(fail(
+                run,
+                FailureKind::Checkpoint(StoreError::Io(format!(
+                    "the store has no run {id} of chain `{}`",
+                    chain.name
+                ))),
+            )),
+            Ok(None) => {
+                let input = match serde_json::to_vec(input) {
+                    Ok(input) => input,
+                    Err(error) => {
+                        return Err(fail(
+                            run,
+                            FailureKind::Checkpoint(StoreError::Io(error.to_string())),
+                        ));
+                    }
+                };
+                let new = NewRun {
+                    run_id: id,
+                    chain: chain.name,
+                    fingerprint: chain.fingerprint,
+                    input: &input,
+                };
+                match store.start_run(new).await {
+                    Ok(()) => Ok(run),
+                    Err(error) => Err(fail(run, FailureKind::Checkpoint(error))),
+                }
+            }
+            Err(error) => Err(fail(run, FailureKind::Checkpoint(error))),
+        }
+    }
+
+    /// Ends the run with `error` before any step ran.
+    fn fail_now<O>(mut self, error: ChainError) -> Outcome<O> {
+        Outcome {
+            report: self.end_run(RunStatus::Failed),
+            result: Err(error),
+        }
+    }
+
+    fn checkpoint_error(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        error: StoreError,
+    ) -> ChainError {
+        ChainError::step_failed(
+            self.shared.chain.name,
+            def.name,
+            def.key,
+            index,
+            0,
+            FailureKind::Checkpoint(error),
+        )
+    }
+
+    /// The output saved for (`def.key`, `iteration`), if the run was resumed
+    /// and has one; a record that does not read back as `T` is an error.
+    fn restore<T: DeserializeOwned>(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        iteration: u32,
+    ) -> Result<Option<T>, ChainError> {
+        let restored = self
+            .shared
+            .restored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if restored.is_empty() {
+            return Ok(None);
+        }
+        let Some(bytes) = restored.get(&(def.key.to_owned(), iteration)) else {
+            return Ok(None);
+        };
+        serde_json::from_slice(bytes).map(Some).map_err(|error| {
+            self.checkpoint_error(
+                def,
+                index,
+                StoreError::Corrupt(format!(
+                    "the saved output of step `{}` does not read back as its type: {error}",
+                    def.name
+                )),
+            )
+        })
+    }
+
+    /// Saves an output before anyone else can see it (no-op without a store).
+    async fn save<T: Serialize>(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        iteration: u32,
+        value: &T,
+    ) -> Result<(), ChainError> {
+        let Some(store) = &self.shared.runtime.inner.checkpoints else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(value).map_err(|error| {
+            self.checkpoint_error(def, index, StoreError::Io(error.to_string()))
+        })?;
+        store
+            .save_step(self.shared.id, def.key, iteration, &bytes)
+            .await
+            .map_err(|error| self.checkpoint_error(def, index, error))
+    }
+
+    /// The cache key of a step on inputs hashing to `inputs`.
+    fn cache_key(&self, def: &'static StepDef, inputs: u64) -> String {
+        let model = self
+            .shared
+            .runtime
+            .inner
+            .model
+            .as_ref()
+            .map_or("-", |model| model.name());
+        format!(
+            "{}/{}/{model}/{inputs:016x}",
+            self.shared.chain.name, def.name
+        )
+    }
+
+    /// Marks a step done without running it (restored or cached).
+    fn skip_run(&self, index: usize, status: StepStatus) {
+        let now = self.now();
+        let name = self.shared.record(index, |record| {
+            record.ready_at = Some(now);
+            record.started_at = Some(now);
+            record.finished_at = Some(now);
+            record.status = status;
+            record.name
+        });
+        if let Some(step) = name {
+            self.shared.emit(|| match status {
+                StepStatus::Cached => EventKind::StepCached { step, index },
+                _ => EventKind::StepRestored { step, index },
+            });
         }
     }
 
@@ -80,18 +254,60 @@ impl RunCx {
     pub async fn step<T, F, Fut, V>(
         &self,
         index: usize,
+        inputs: Option<u64>,
         call: F,
         validate: V,
     ) -> Result<T, ChainError>
     where
-        T: Serialize + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: FnMut(StepCx) -> Fut,
         Fut: Future<Output = StepResult<T>>,
         V: Fn(&T) -> Result<(), String>,
     {
         let def = self.step_def(index)?;
+        if let Some(value) = self.restore::<T>(def, index, 0)? {
+            self.skip_run(index, StepStatus::Restored);
+            return Ok(value);
+        }
+        let cache = match (
+            def.options.cache,
+            inputs,
+            &self.shared.runtime.inner.checkpoints,
+        ) {
+            (Some(ttl), Some(inputs), Some(store)) => {
+                Some((ttl, store, self.cache_key(def, inputs)))
+            }
+            _ => None,
+        };
+        if let Some((_, store, key)) = &cache {
+            let now = unix_ms();
+            let hit = store
+                .cache_get(key, now)
+                .await
+                .map_err(|error| self.checkpoint_error(def, index, error))?;
+            if let Some(bytes) = hit
+                && let Ok(value) = serde_json::from_slice::<T>(&bytes)
+            {
+                self.save(def, index, 0, &value).await?;
+                self.skip_run(index, StepStatus::Cached);
+                return Ok(value);
+            }
+        }
         match self.attempts(def, index, 1, call, &validate).await {
             Ok((value, _, finished_at)) => {
+                if let Err(error) = self.save(def, index, 0, &value).await {
+                    self.end(index, false, None);
+                    return Err(error);
+                }
+                if let Some((ttl, store, key)) = &cache
+                    && let Ok(bytes) = serde_json::to_vec(&value)
+                {
+                    let expires = unix_ms().saturating_add(ttl.as_millis() as u64);
+                    // A cache that cannot be written only costs a future call.
+                    if let Err(error) = store.cache_put(key, &bytes, expires).await {
+                        tracing::warn!(parent: &self.shared.span, step = def.name, %error, "step cache write failed");
+                    }
+                }
                 self.end(index, true, Some(finished_at));
                 Ok(value)
             }
@@ -113,7 +329,7 @@ impl RunCx {
         until: U,
     ) -> Result<Loop<T>, ChainError>
     where
-        T: Serialize + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: FnMut(StepCx, Option<Arc<T>>) -> Fut,
         Fut: Future<Output = StepResult<T>>,
         V: Fn(&T) -> Result<(), String>,
@@ -121,8 +337,36 @@ impl RunCx {
     {
         let def = self.step_def(index)?;
         let max = def.options.max_iterations.unwrap_or(1).max(1);
+        if let Some(value) = self.restore::<Loop<T>>(def, index, 0)? {
+            self.skip_run(index, StepStatus::Restored);
+            return Ok(value);
+        }
         let mut previous: Option<Arc<T>> = None;
         let mut iteration = 0u32;
+        // A resumed loop continues after its last saved iteration.
+        let last_saved = (1..=max)
+            .rev()
+            .find_map(|i| self.restore::<T>(def, index, i).transpose().map(|v| (i, v)));
+        if let Some((saved_iteration, value)) = last_saved {
+            let value = value?;
+            iteration = saved_iteration;
+            if until(&value) || saved_iteration >= max {
+                let stop = if until(&value) {
+                    LoopStop::Converged
+                } else {
+                    LoopStop::MaxIterations
+                };
+                let done = Loop {
+                    value,
+                    iterations: saved_iteration,
+                    stop,
+                };
+                self.save(def, index, 0, &done).await?;
+                self.skip_run(index, StepStatus::Restored);
+                return Ok(done);
+            }
+            previous = Some(Arc::new(value));
+        }
         loop {
             iteration += 1;
             let started_at = self.now();
@@ -142,6 +386,10 @@ impl RunCx {
                     return Err(error);
                 }
             };
+            if let Err(error) = self.save(def, index, iteration, &value).await {
+                self.end(index, false, None);
+                return Err(error);
+            }
             let converged = until(&value);
             self.shared.emit(|| EventKind::LoopIteration {
                 step: def.name,
@@ -160,17 +408,22 @@ impl RunCx {
                 });
             });
             if converged || iteration >= max {
-                self.end(index, true, Some(finished_at));
                 let stop = if converged {
                     LoopStop::Converged
                 } else {
                     LoopStop::MaxIterations
                 };
-                return Ok(Loop {
+                let done = Loop {
                     value,
                     iterations: iteration,
                     stop,
-                });
+                };
+                if let Err(error) = self.save(def, index, 0, &done).await {
+                    self.end(index, false, None);
+                    return Err(error);
+                }
+                self.end(index, true, Some(finished_at));
+                return Ok(done);
             }
             previous = Some(Arc::new(value));
         }
@@ -517,8 +770,19 @@ impl RunCx {
         report
     }
 
+    /// Records the run's end in the checkpoint store (best effort: the
+    /// outputs that matter are saved already).
+    async fn store_status(&self, status: StoredStatus) {
+        if let Some(store) = &self.shared.runtime.inner.checkpoints
+            && let Err(error) = store.finish_run(self.shared.id, status).await
+        {
+            tracing::warn!(parent: &self.shared.span, %error, "recording the run's end failed");
+        }
+    }
+
     /// Ends a successful run.
-    pub fn finish<O>(mut self, output: O) -> Outcome<O> {
+    pub async fn finish<O>(mut self, output: O) -> Outcome<O> {
+        self.store_status(StoredStatus::Completed).await;
         Outcome {
             report: self.end_run(RunStatus::Completed),
             result: Ok(output),
@@ -527,7 +791,8 @@ impl RunCx {
 
     /// Ends a run whose join succeeded but left a key without a value: a broken
     /// invariant, reported as an internal error rather than a panic.
-    pub fn missing<O>(mut self, key: &'static str) -> Outcome<O> {
+    pub async fn missing<O>(mut self, key: &'static str) -> Outcome<O> {
+        self.store_status(StoredStatus::Failed).await;
         let error = ChainError::run_failed(
             self.shared.chain.name,
             FailureKind::Internal {
@@ -540,21 +805,12 @@ impl RunCx {
         }
     }
 
-    /// Ends a failed run, attaching every key that has a value to the error.
-    pub fn fail<O>(
-        mut self,
-        error: ChainError,
-        keys: &[(&'static str, &dyn ContextValue)],
-    ) -> Outcome<O> {
-        let mut completed = Map::new();
-        for (key, value) in keys {
-            if let Some(json) = value.context_json() {
-                completed.insert((*key).to_owned(), json);
-            }
-        }
+    /// Ends a failed run (attach its context first with [`with_completed`]).
+    pub async fn fail<O>(mut self, error: ChainError) -> Outcome<O> {
+        self.store_status(StoredStatus::Failed).await;
         Outcome {
             report: self.end_run(RunStatus::Failed),
-            result: Err(error.with_completed(completed)),
+            result: Err(error),
         }
     }
 }
@@ -632,4 +888,58 @@ impl<T: Serialize> ContextValue for Slot<T> {
                 .unwrap_or_else(|error| Value::String(format!("(not serializable: {error})"))),
         )
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Reads a stored run's input; any problem becomes a failed outcome.
+pub(crate) async fn load_input<I: DeserializeOwned, O>(
+    runtime: &Runtime,
+    chain: &'static ChainDef,
+    run_id: crate::ids::RunId,
+) -> Result<I, Outcome<O>> {
+    let fail = |kind: FailureKind| {
+        let options = RunOptions {
+            resume: Some(run_id),
+            ..RunOptions::default()
+        };
+        let run = RunCx {
+            shared: Arc::new(RunShared::new(runtime.clone(), chain, options)),
+            ended: false,
+        };
+        run.fail_now(ChainError::run_failed(chain.name, kind))
+    };
+    let Some(store) = &runtime.inner.checkpoints else {
+        return Err(fail(FailureKind::Checkpoint(StoreError::Io(
+            "this runtime has no checkpoint store; add one with `Runtime::builder().checkpoints(...)`".to_owned(),
+        ))));
+    };
+    match store.load_run(run_id).await {
+        Ok(Some(saved)) => serde_json::from_slice(&saved.input).map_err(|error| {
+            fail(FailureKind::Checkpoint(StoreError::Corrupt(format!(
+                "the input of run {run_id} does not read back as chain `{}`'s input: {error}",
+                chain.name
+            ))))
+        }),
+        Ok(None) => Err(fail(FailureKind::Checkpoint(StoreError::Io(format!(
+            "the store has no run {run_id} of chain `{}`",
+            chain.name
+        ))))),
+        Err(error) => Err(fail(FailureKind::Checkpoint(error))),
+    }
+}
+
+/// Attaches every key that has a value to a run's error, as JSON.
+pub fn with_completed(error: ChainError, keys: &[(&'static str, &dyn ContextValue)]) -> ChainError {
+    let mut completed = Map::new();
+    for (key, value) in keys {
+        if let Some(json) = value.context_json() {
+            completed.insert((*key).to_owned(), json);
+        }
+    }
+    error.with_completed(completed)
 }

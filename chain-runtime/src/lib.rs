@@ -5,6 +5,7 @@
 //! Use it through the `prompt-chain` facade crate; the macros there generate the
 //! code that drives this crate.
 
+mod checkpoint;
 mod context;
 mod definition;
 mod error;
@@ -17,6 +18,8 @@ mod pricing;
 mod report;
 mod runtime;
 mod slot;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod step;
 mod timeline;
 mod validate;
@@ -24,6 +27,7 @@ mod validate;
 #[doc(hidden)]
 pub mod __private;
 
+pub use checkpoint::{CheckpointStore, MemoryStore, NewRun, SavedRun, StoreError, StoredStatus};
 pub use context::{RunOptions, StepCx};
 pub use definition::{ArmDef, ChainDef, ChainGraph, RouteDef, StepDef, StepOptions};
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
@@ -40,6 +44,8 @@ pub use report::{
     RunStatus, StepRecord, StepStatus,
 };
 pub use runtime::{Runtime, RuntimeBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 pub use step::Step;
 pub use timeline::html_timeline;
 pub use validate::{StepOutput, Validate};

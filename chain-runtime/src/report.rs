@@ -45,6 +45,10 @@ pub enum StepStatus {
     Failed,
     /// It sits in a route arm that was not taken.
     Skipped,
+    /// Its output was restored from a checkpoint (a resumed run): it did not run.
+    Restored,
+    /// Its output came from the step-result cache: it did not run.
+    Cached,
 }
 
 /// How one attempt ended.
@@ -194,7 +198,7 @@ pub struct ExecutionReport {
     pub status: RunStatus,
     /// Wall time from start to end.
     pub duration: Duration,
-    /// Steps that succeeded.
+    /// Steps that have their output (run, restored from a checkpoint, or cached).
     pub steps_completed: usize,
     /// Steps that failed.
     pub steps_failed: usize,
@@ -233,7 +237,9 @@ impl ExecutionReport {
             chain,
             status,
             duration,
-            steps_completed: count(StepStatus::Succeeded),
+            steps_completed: count(StepStatus::Succeeded)
+                + count(StepStatus::Restored)
+                + count(StepStatus::Cached),
             steps_failed: count(StepStatus::Failed),
             steps_skipped: count(StepStatus::Skipped),
             usage,

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::checkpoint::CheckpointStore;
 use crate::events::Observer;
 use crate::ids::RunId;
 use crate::llm::LanguageModel;
@@ -31,6 +32,7 @@ pub(crate) struct RuntimeInner {
     pub(crate) observers: Vec<Arc<dyn Observer>>,
     pub(crate) prices: Option<PriceTable>,
     pub(crate) measure_outputs: bool,
+    pub(crate) checkpoints: Option<Arc<dyn CheckpointStore>>,
     history: Mutex<VecDeque<Arc<ExecutionReport>>>,
     history_capacity: usize,
 }
@@ -158,6 +160,7 @@ pub struct RuntimeBuilder {
     prices: Option<PriceTable>,
     measure_outputs: bool,
     history_capacity: usize,
+    checkpoints: Option<Arc<dyn CheckpointStore>>,
 }
 
 impl Default for RuntimeBuilder {
@@ -173,6 +176,7 @@ impl Default for RuntimeBuilder {
             prices: None,
             measure_outputs: true,
             history_capacity: 100,
+            checkpoints: None,
         }
     }
 }
@@ -271,6 +275,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Where runs save each step's output as it completes, so a failed or
+    /// crashed run can be resumed (`<chain>::resume`) without running finished
+    /// steps again; also holds the step-result cache (`cache = 1h` in `step!`).
+    #[must_use]
+    pub fn checkpoints(mut self, store: impl CheckpointStore) -> Self {
+        self.checkpoints = Some(Arc::new(store));
+        self
+    }
+
     /// Finishes the runtime.
     pub fn build(self) -> Runtime {
         Runtime {
@@ -284,6 +297,7 @@ impl RuntimeBuilder {
                 observers: self.observers,
                 prices: self.prices,
                 measure_outputs: self.measure_outputs,
+                checkpoints: self.checkpoints,
                 history: Mutex::new(VecDeque::with_capacity(self.history_capacity.min(1024))),
                 history_capacity: self.history_capacity,
             }),
