@@ -80,8 +80,8 @@ pub mod otel {
 /// Everything a chain definition usually needs.
 pub mod prelude {
     pub use crate::{
-        ChainError, ExecutionReport, LanguageModel, Outcome, Runtime, ScriptedModel, ScriptedReply,
-        Step, StepCx, StepError, StepResult, chain, step,
+        ChainError, Event, EventKind, ExecutionReport, LanguageModel, Loop, Outcome, Runtime,
+        ScriptedModel, ScriptedReply, Step, StepCx, StepError, StepResult, chain, step,
     };
 }
 
