@@ -26,7 +26,12 @@ impl Probe {
     }
 
     fn count(&self, step: &str) -> usize {
-        self.calls.lock().expect("lock").iter().filter(|s| *s == step).count()
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| *s == step)
+            .count()
     }
 }
 
@@ -91,7 +96,14 @@ async fn a_failed_run_resumes_without_rerunning_finished_steps() {
     assert_eq!(out.published, "summary of doc-7 [DOC-7]");
     assert_eq!(resumed.report.run_id, run_id, "the same run, resumed");
     // Finished steps were restored, not run again; only the failed one ran.
-    assert_eq!((probe.count("fetch"), probe.count("summarize"), probe.count("keywords")), (1, 1, 1));
+    assert_eq!(
+        (
+            probe.count("fetch"),
+            probe.count("summarize"),
+            probe.count("keywords")
+        ),
+        (1, 1, 1)
+    );
     assert_eq!(probe.count("finish"), 2);
     let status = |name: &str| resumed.report.step(name).map(|s| s.status);
     assert_eq!(status("fetch"), Some(StepStatus::Restored));
@@ -117,7 +129,11 @@ async fn triage(cx: &StepCx, _id: &u32) -> StepResult<Lane> {
     let probe = cx.require::<Arc<Probe>>()?;
     probe.call(cx);
     // A flaky classifier: it would answer differently on a second call.
-    Ok(if probe.count("triage") == 1 { Lane::Slow } else { Lane::Fast })
+    Ok(if probe.count("triage") == 1 {
+        Lane::Slow
+    } else {
+        Lane::Fast
+    })
 }
 
 #[step]
@@ -154,7 +170,11 @@ async fn a_resumed_run_keeps_its_route_decision() {
     assert!(failed.result.is_err());
     let resumed = lanes::resume(&rt, failed.report.run_id).await;
     assert_eq!(resumed.result.expect("completes").done, "slow 1");
-    assert_eq!(probe.count("triage"), 1, "the decision was restored, not re-made");
+    assert_eq!(
+        probe.count("triage"),
+        1,
+        "the decision was restored, not re-made"
+    );
     assert_eq!(probe.count("fast_path"), 0);
     assert_eq!(resumed.report.route_taken("lane"), Some("Lane::Slow"));
 }
@@ -182,8 +202,15 @@ async fn resuming_a_parent_resumes_its_sub_chain() {
     assert_eq!(error.path(), ["outer", "pipeline", "finish"]);
     probe.fail_finish.store(false, Ordering::SeqCst);
     let resumed = outer::resume(&rt, failed.report.run_id).await;
-    assert_eq!(resumed.result.expect("completes").wrapped, "<summary of doc-3 [DOC-3]>");
-    assert_eq!(probe.count("fetch"), 1, "the sub-chain's finished steps were restored");
+    assert_eq!(
+        resumed.result.expect("completes").wrapped,
+        "<summary of doc-3 [DOC-3]>"
+    );
+    assert_eq!(
+        probe.count("fetch"),
+        1,
+        "the sub-chain's finished steps were restored"
+    );
     assert_eq!(probe.count("finish"), 2);
 }
 
@@ -239,19 +266,33 @@ async fn resuming_with_a_changed_definition_is_a_typed_error() {
     let rt = runtime(SqliteStore::open(&path).expect("open"), &probe);
     let failed = pipeline::execute(&rt, pipeline::Input { id: 1 }).await;
     let run_id = failed.report.run_id;
-    assert_ne!(pipeline::definition().fingerprint, v2::pipeline::definition().fingerprint);
+    assert_ne!(
+        pipeline::definition().fingerprint,
+        v2::pipeline::definition().fingerprint
+    );
 
     let rt = runtime(SqliteStore::open(&path).expect("reopen"), &probe);
     let outcome = v2::pipeline::resume(&rt, run_id).await;
     let error = outcome.result.expect_err("a changed definition is refused");
-    assert!(matches!(error.kind(), FailureKind::DefinitionChanged { .. }), "{error}");
-    assert!(error.to_string().contains("different definition of chain `pipeline`"), "{error}");
+    assert!(
+        matches!(error.kind(), FailureKind::DefinitionChanged { .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("different definition of chain `pipeline`"),
+        "{error}"
+    );
     assert_eq!(probe.count("fetch"), 1, "nothing ran");
 
     // The original definition resumes the same run.
     probe.fail_finish.store(false, Ordering::SeqCst);
     let resumed = pipeline::resume(&rt, run_id).await;
-    assert_eq!(resumed.result.expect("same definition").published, "summary of doc-1 [DOC-1]");
+    assert_eq!(
+        resumed.result.expect("same definition").published,
+        "summary of doc-1 [DOC-1]"
+    );
 }
 
 #[tokio::test]
@@ -264,7 +305,10 @@ async fn resuming_an_unknown_run_or_without_a_store_is_a_typed_error() {
     assert_eq!(outcome.report.status, RunStatus::Failed);
 
     let bare = Runtime::default();
-    let error = pipeline::resume(&bare, RunId::from_u64(42)).await.result.expect_err("no store");
+    let error = pipeline::resume(&bare, RunId::from_u64(42))
+        .await
+        .result
+        .expect_err("no store");
     assert!(error.to_string().contains("no checkpoint store"), "{error}");
 }
 
@@ -279,16 +323,35 @@ impl CheckpointStore for FailingWrites {
     fn load_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<SavedRun>, StoreError>> {
         self.0.load_run(run_id)
     }
-    fn save_step<'a>(&'a self, _: RunId, _: &'a str, _: u32, _: &'a [u8]) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn save_step<'a>(
+        &'a self,
+        _: RunId,
+        _: &'a str,
+        _: u32,
+        _: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async { Err(StoreError::Io("disk full".into())) })
     }
-    fn finish_run(&self, run_id: RunId, status: StoredStatus) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn finish_run(
+        &self,
+        run_id: RunId,
+        status: StoredStatus,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.0.finish_run(run_id, status)
     }
-    fn cache_get<'a>(&'a self, key: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+    fn cache_get<'a>(
+        &'a self,
+        key: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         self.0.cache_get(key, now)
     }
-    fn cache_put<'a>(&'a self, key: &'a str, output: &'a [u8], expires: u64) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn cache_put<'a>(
+        &'a self,
+        key: &'a str,
+        output: &'a [u8],
+        expires: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         self.0.cache_put(key, output, expires)
     }
 }
@@ -299,7 +362,10 @@ async fn a_failing_store_stops_the_run_before_anyone_sees_the_output() {
     let rt = runtime(FailingWrites(MemoryStore::new()), &probe);
     let outcome = pipeline::execute(&rt, pipeline::Input { id: 1 }).await;
     let error = outcome.result.expect_err("saving fails");
-    assert!(matches!(error.kind(), FailureKind::Checkpoint(StoreError::Io(m)) if m == "disk full"), "{error}");
+    assert!(
+        matches!(error.kind(), FailureKind::Checkpoint(StoreError::Io(m)) if m == "disk full"),
+        "{error}"
+    );
     assert_eq!(error.step(), Some("fetch"));
     assert_eq!(probe.count("summarize"), 0, "no step saw an unsaved output");
     assert!(error.completed().get("doc").is_none());
@@ -312,13 +378,19 @@ async fn a_corrupt_record_is_never_loaded() {
     let probe = Arc::new(Probe::default());
     probe.fail_finish.store(true, Ordering::SeqCst);
     let rt = runtime(SqliteStore::open(&path).expect("open"), &probe);
-    let run_id = pipeline::execute(&rt, pipeline::Input { id: 5 }).await.report.run_id;
+    let run_id = pipeline::execute(&rt, pipeline::Input { id: 5 })
+        .await
+        .report
+        .run_id;
 
     // Flip bytes of a saved output behind the store's back (bit rot, a torn
     // page, a hand edit): the checksum no longer matches.
     let db = rusqlite::Connection::open(&path).expect("open the file directly");
     let changed = db
-        .execute("UPDATE steps SET output = CAST('\"doc-666\"' AS BLOB) WHERE key = 'doc'", [])
+        .execute(
+            "UPDATE steps SET output = CAST('\"doc-666\"' AS BLOB) WHERE key = 'doc'",
+            [],
+        )
         .expect("update");
     assert_eq!(changed, 1);
     drop(db);
@@ -326,9 +398,19 @@ async fn a_corrupt_record_is_never_loaded() {
     probe.fail_finish.store(false, Ordering::SeqCst);
     let outcome = pipeline::resume(&rt, run_id).await;
     let error = outcome.result.expect_err("the corrupt record is refused");
-    assert!(matches!(error.kind(), FailureKind::Checkpoint(StoreError::Corrupt(_))), "{error}");
+    assert!(
+        matches!(
+            error.kind(),
+            FailureKind::Checkpoint(StoreError::Corrupt(_))
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("step `doc`"), "{error}");
-    assert_eq!(probe.count("summarize"), 1, "nothing ran on the corrupt value");
+    assert_eq!(
+        probe.count("summarize"),
+        1,
+        "nothing ran on the corrupt value"
+    );
 }
 
 /// A record that is intact but does not read back as the step's type (the
@@ -339,14 +421,28 @@ async fn a_record_of_the_wrong_type_is_refused() {
     let id = RunId::from_u64(99);
     let input = serde_json::to_vec(&serde_json::json!({"id": 1})).expect("json");
     store
-        .start_run(NewRun { run_id: id, chain: "pipeline", fingerprint: pipeline::definition().fingerprint, input: &input })
+        .start_run(NewRun {
+            run_id: id,
+            chain: "pipeline",
+            fingerprint: pipeline::definition().fingerprint,
+            input: &input,
+        })
         .await
         .expect("start");
-    store.save_step(id, "doc", 0, b"{\"not\": \"a string\"}").await.expect("save");
+    store
+        .save_step(id, "doc", 0, b"{\"not\": \"a string\"}")
+        .await
+        .expect("save");
     let probe = Arc::new(Probe::default());
     let rt = runtime(store, &probe);
-    let error = pipeline::resume(&rt, id).await.result.expect_err("wrong type");
-    assert!(error.to_string().contains("does not read back as its type"), "{error}");
+    let error = pipeline::resume(&rt, id)
+        .await
+        .result
+        .expect_err("wrong type");
+    assert!(
+        error.to_string().contains("does not read back as its type"),
+        "{error}"
+    );
     assert_eq!(probe.count("summarize"), 0);
 }
 
@@ -369,14 +465,38 @@ async fn cached_steps_are_not_called_again_for_the_same_inputs() {
         .model(model.clone())
         .checkpoints(MemoryStore::new())
         .build();
-    let first = cached::execute(&rt, cached::Input { question: "why?".into() }).await;
+    let first = cached::execute(
+        &rt,
+        cached::Input {
+            question: "why?".into(),
+        },
+    )
+    .await;
     assert_eq!(first.result.expect("runs").answer, "42");
-    let second = cached::execute(&rt, cached::Input { question: "why?".into() }).await;
+    let second = cached::execute(
+        &rt,
+        cached::Input {
+            question: "why?".into(),
+        },
+    )
+    .await;
     assert_eq!(second.result.expect("cached").answer, "42");
-    assert_eq!(second.report.step("expensive").map(|s| s.status), Some(StepStatus::Cached));
+    assert_eq!(
+        second.report.step("expensive").map(|s| s.status),
+        Some(StepStatus::Cached)
+    );
     assert_eq!(model.calls().len(), 1);
-    let other = cached::execute(&rt, cached::Input { question: "how?".into() }).await;
-    assert_eq!(other.report.step("expensive").map(|s| s.status), Some(StepStatus::Succeeded));
+    let other = cached::execute(
+        &rt,
+        cached::Input {
+            question: "how?".into(),
+        },
+    )
+    .await;
+    assert_eq!(
+        other.report.step("expensive").map(|s| s.status),
+        Some(StepStatus::Succeeded)
+    );
     assert_eq!(model.calls().len(), 2);
 }
 
@@ -384,10 +504,15 @@ async fn cached_steps_are_not_called_again_for_the_same_inputs() {
 async fn expired_cache_entries_are_not_served() {
     for store in [
         Box::new(MemoryStore::new()) as Box<dyn CheckpointStore>,
-        Box::new(SqliteStore::open(tempfile::tempdir().expect("dir").keep().join("c.db")).expect("open")),
+        Box::new(
+            SqliteStore::open(tempfile::tempdir().expect("dir").keep().join("c.db")).expect("open"),
+        ),
     ] {
         store.cache_put("k", b"\"v\"", 1_000).await.expect("put");
-        assert_eq!(store.cache_get("k", 999).await.expect("get").as_deref(), Some(&b"\"v\""[..]));
+        assert_eq!(
+            store.cache_get("k", 999).await.expect("get").as_deref(),
+            Some(&b"\"v\""[..])
+        );
         assert_eq!(store.cache_get("k", 1_000).await.expect("get"), None);
     }
 }

@@ -1,0 +1,382 @@
+//! The crash test: a real child process runs a chain against the SQLite
+//! store and is killed with SIGKILL at seeded random moments (during parallel
+//! steps, inside a route), then resumed, until every run completes. Checked:
+//! each run's output equals an uncrashed run's; no step runs again once its
+//! output was checkpointed; no step runs twice in one process.
+//!
+//! The child is this test binary itself, running the ignored test
+//! `crash_child` (it does nothing unless the parent starts it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prompt_chain::prelude::*;
+use prompt_chain::{MemoryStore, RunId, SqliteStore};
+use serde::{Deserialize, Serialize};
+
+/// Where a step records that it ran, and which process it ran in.
+#[derive(Debug, Clone)]
+struct CallLog {
+    path: PathBuf,
+    process: u32,
+}
+
+impl CallLog {
+    fn record(&self, cx: &StepCx) -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        writeln!(
+            file,
+            "{} {} {}",
+            cx.run_id().as_u64(),
+            cx.key(),
+            self.process
+        )
+    }
+}
+
+fn mix(seed: u64, salt: &str) -> u64 {
+    let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for b in salt.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ (h >> 29)
+}
+
+/// A step's body: log the call, take 5–34 ms, return a value from its inputs.
+async fn work(cx: &StepCx, seed: u64, input: &str) -> StepResult<String> {
+    cx.require::<CallLog>()?.record(cx)?;
+    tokio::time::sleep(Duration::from_millis(5 + mix(seed, cx.key()) % 30)).await;
+    Ok(format!("{}({input})", cx.key()))
+}
+
+#[step]
+async fn part_a(cx: &StepCx, seed: &u64) -> StepResult<String> {
+    work(cx, *seed, "a").await
+}
+
+#[step]
+async fn part_b(cx: &StepCx, seed: &u64) -> StepResult<String> {
+    work(cx, *seed, "b").await
+}
+
+#[step]
+async fn combine(cx: &StepCx, seed: &u64, a: &str, b: &str) -> StepResult<String> {
+    work(cx, *seed, &format!("{a}+{b}")).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Lane {
+    Left,
+    Right,
+}
+
+#[step]
+async fn pick(cx: &StepCx, seed: &u64) -> StepResult<Lane> {
+    cx.require::<CallLog>()?.record(cx)?;
+    tokio::time::sleep(Duration::from_millis(5 + mix(*seed, "lane") % 10)).await;
+    Ok(if seed.is_multiple_of(2) {
+        Lane::Left
+    } else {
+        Lane::Right
+    })
+}
+
+#[step]
+async fn left_one(cx: &StepCx, seed: &u64, c: &str) -> StepResult<String> {
+    work(cx, *seed, c).await
+}
+
+#[step]
+async fn left_two(cx: &StepCx, seed: &u64, d: &str) -> StepResult<String> {
+    work(cx, *seed, d).await
+}
+
+#[step]
+async fn right_one(cx: &StepCx, seed: &u64, c: &str) -> StepResult<String> {
+    work(cx, *seed, c).await
+}
+
+#[step]
+async fn last(cx: &StepCx, seed: &u64, e: &str, a: &str) -> StepResult<String> {
+    work(cx, *seed, &format!("{e}|{a}")).await
+}
+
+#[chain]
+async fn crashy(seed: u64) -> String {
+    step!(a = part_a(seed));
+    step!(b = part_b(seed));
+    step!(c = combine(seed, a, b));
+    step!(lane = pick(seed));
+    route!(lane {
+        Lane::Left => {
+            step!(d = left_one(seed, c));
+            step!(e = left_two(seed, d));
+        }
+        Lane::Right => step!(e = right_one(seed, c)),
+    });
+    step!(f = last(seed, e, a));
+    f
+}
+
+/// The child: start (or resume) one run, then exit. Started by the parent.
+#[tokio::test]
+#[ignore = "run by `crash_test_kills_and_resumes` as a child process"]
+async fn crash_child() {
+    let (Ok(db), Ok(calls), Ok(process)) = (
+        std::env::var("CRASH_DB"),
+        std::env::var("CRASH_CALLS"),
+        std::env::var("CRASH_PROCESS"),
+    ) else {
+        return;
+    };
+    let log = CallLog {
+        path: calls.into(),
+        process: process.parse().expect("process number"),
+    };
+    let rt = Runtime::builder()
+        .checkpoints(SqliteStore::open(&db).expect("open the store"))
+        .dependency(log)
+        .build();
+    let outcome = match std::env::var("CRASH_RUN") {
+        Ok(run) => crashy::resume(&rt, RunId::from_u64(run.parse().expect("run id"))).await,
+        Err(_) => {
+            let seed = std::env::var("CRASH_SEED")
+                .expect("seed")
+                .parse()
+                .expect("seed");
+            crashy::execute(&rt, crashy::Input { seed }).await
+        }
+    };
+    outcome.result.expect("the run completes");
+}
+
+/// Which steps of `run` are checkpointed in the database.
+fn checkpointed(db: &Path, run: u64) -> BTreeSet<String> {
+    let connection = rusqlite::Connection::open(db).expect("open the store");
+    let mut statement = connection
+        .prepare("SELECT key FROM steps WHERE run_id = ?1 AND iteration = 0")
+        .expect("query");
+    statement
+        .query_map([run as i64], |row| row.get::<_, String>(0))
+        .expect("rows")
+        .map(|key| key.expect("key"))
+        .collect()
+}
+
+fn runs(db: &Path) -> Vec<(u64, String)> {
+    let Ok(connection) = rusqlite::Connection::open(db) else {
+        return Vec::new();
+    };
+    let Ok(mut statement) = connection.prepare("SELECT run_id, status FROM runs") else {
+        return Vec::new();
+    };
+    statement
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, String>(1)?))
+        })
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn crash_test_kills_and_resumes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("runs.db");
+    let calls = dir.path().join("calls.log");
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut rng = 0x5EED_u64;
+    let mut next = |bound: u64| {
+        rng = prompt_chain_mix(rng);
+        rng % bound
+    };
+    let mut process = 0u32;
+    let mut kills = 0u32;
+    // For each kill: the steps started but not checkpointed when it landed.
+    let mut in_flight_at_kills: Vec<BTreeSet<String>> = Vec::new();
+    // Per run: for each step, the last process that ran before its checkpoint appeared.
+    let mut checkpoint_seen_after: BTreeMap<(u64, String), u32> = BTreeMap::new();
+    let mut finals: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+    let started = Instant::now();
+
+    let mut seed = 100u64;
+    let covered = |kills_in_flight: &[BTreeSet<String>]| {
+        kills_in_flight
+            .iter()
+            .any(|s| s.contains("a") && s.contains("b"))
+            && kills_in_flight
+                .iter()
+                .any(|s| s.contains("d") || s.contains("e"))
+    };
+    while (kills < 50 || finals.len() < 8 || !covered(&in_flight_at_kills))
+        && started.elapsed() < Duration::from_secs(240)
+    {
+        seed += 1;
+        let mut run: Option<u64> = None;
+        let known: BTreeSet<u64> = runs(&db).into_iter().map(|(id, _)| id).collect();
+        loop {
+            process += 1;
+            let mut command = Command::new(&exe);
+            command
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "crash_child",
+                    "--test-threads=1",
+                    "--quiet",
+                ])
+                .env("CRASH_DB", &db)
+                .env("CRASH_CALLS", &calls)
+                .env("CRASH_PROCESS", process.to_string())
+                .env("CRASH_SEED", seed.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Some(id) = run {
+                command.env("CRASH_RUN", id.to_string());
+            }
+            let mut child = command.spawn().expect("spawn the child");
+            // Kill somewhere between just started and after the end.
+            let deadline = Instant::now() + Duration::from_millis(5 + next(160));
+            let exited = loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    break Some(status);
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let completed = match exited {
+                Some(status) => {
+                    assert!(
+                        status.success(),
+                        "the child failed by itself (process {process})"
+                    );
+                    true
+                }
+                None => {
+                    child.kill().expect("SIGKILL");
+                    let _ = child.wait();
+                    kills += 1;
+                    false
+                }
+            };
+            if run.is_none() {
+                run = runs(&db)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .find(|id| !known.contains(id));
+            }
+            let Some(id) = run else {
+                continue; // killed before the run was recorded: start again
+            };
+            let saved = checkpointed(&db, id);
+            if !completed {
+                let started_steps: BTreeSet<String> = std::fs::read_to_string(&calls)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| {
+                        let mut parts = l.split_whitespace();
+                        let (r, key, p) = (parts.next()?, parts.next()?, parts.next()?);
+                        (r == id.to_string() && p == process.to_string()).then(|| key.to_owned())
+                    })
+                    .collect();
+                in_flight_at_kills.push(started_steps.difference(&saved).cloned().collect());
+            }
+            for key in saved {
+                checkpoint_seen_after.entry((id, key)).or_insert(process);
+            }
+            if completed {
+                finals.insert(id, (seed, String::new()));
+                break;
+            }
+        }
+    }
+
+    // Every run completed with the same output as a run that never crashed.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio");
+    let reference_log = CallLog {
+        path: dir.path().join("reference.log"),
+        process: 0,
+    };
+    let reference = Runtime::builder()
+        .checkpoints(MemoryStore::new())
+        .dependency(reference_log)
+        .build();
+    let store = Runtime::builder()
+        .checkpoints(SqliteStore::open(&db).expect("open"))
+        .dependency(CallLog {
+            path: dir.path().join("after.log"),
+            process: u32::MAX,
+        })
+        .build();
+    for (&id, (seed, _)) in &finals {
+        let expected = runtime
+            .block_on(crashy::run(&reference, crashy::Input { seed: *seed }))
+            .expect("an uncrashed run");
+        let resumed = runtime.block_on(crashy::resume(&store, RunId::from_u64(id)));
+        assert_eq!(resumed.result.expect("restored").f, expected, "run {id}");
+    }
+    assert!(
+        !dir.path().join("after.log").exists(),
+        "restoring a completed run ran no step"
+    );
+
+    // No step ran again after its checkpoint; none ran twice in one process.
+    let log = std::fs::read_to_string(&calls).expect("the call log");
+    let mut per_process: BTreeMap<(u64, String, u32), u32> = BTreeMap::new();
+    for line in log.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(run), Some(key), Some(p)) = (
+            parts.next().and_then(|r| r.parse::<u64>().ok()),
+            parts.next(),
+            parts.next().and_then(|p| p.parse::<u32>().ok()),
+        ) else {
+            panic!("malformed log line {line:?}");
+        };
+        *per_process.entry((run, key.to_owned(), p)).or_default() += 1;
+        if let Some(&seen_after) = checkpoint_seen_after.get(&(run, key.to_owned())) {
+            assert!(
+                p <= seen_after,
+                "step `{key}` of run {run} ran in process {p}, but its output was checkpointed by process {seen_after}"
+            );
+        }
+    }
+    assert!(
+        per_process.values().all(|&n| n == 1),
+        "a step ran twice in one process"
+    );
+    assert!(kills >= 50, "only {kills} kills");
+    let parallel = in_flight_at_kills
+        .iter()
+        .filter(|s| s.contains("a") && s.contains("b"))
+        .count();
+    let route = in_flight_at_kills
+        .iter()
+        .filter(|s| s.contains("d") || s.contains("e"))
+        .count();
+    println!(
+        "{kills} kills over {} runs and {process} processes; {parallel} during both parallel steps, {route} inside the route",
+        finals.len()
+    );
+    assert!(
+        parallel > 0,
+        "no kill landed while both parallel steps were in flight"
+    );
+    assert!(route > 0, "no kill landed inside the route");
+}
+
+fn prompt_chain_mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
