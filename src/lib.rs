@@ -46,7 +46,7 @@
 //! See the README for the `step!` grammar, the compile-time checks and the
 //! examples.
 
-pub use prompt_chain_macros::{chain, step};
+pub use prompt_chain_macros::{chain, prompt, step};
 pub use prompt_chain_runtime::*;
 
 #[doc(hidden)]
@@ -81,7 +81,7 @@ pub mod otel {
 pub mod prelude {
     pub use crate::{
         ChainError, Event, EventKind, ExecutionReport, LanguageModel, Loop, Outcome, Runtime,
-        ScriptedModel, ScriptedReply, Step, StepCx, StepError, StepResult, chain, step,
+        ScriptedModel, ScriptedReply, Step, StepCx, StepError, StepResult, chain, prompt, step,
     };
 }
 

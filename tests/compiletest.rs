@@ -11,4 +11,5 @@ fn ui() {
     cases.compile_fail("tests/ui/step/*.rs");
     cases.compile_fail("tests/ui/routes/*.rs");
     cases.compile_fail("tests/ui/loops/*.rs");
+    cases.compile_fail("tests/ui/prompt/*.rs");
 }

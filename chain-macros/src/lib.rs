@@ -11,6 +11,7 @@ mod expand;
 mod graph;
 mod parse;
 mod picture;
+mod prompt;
 mod suggest;
 mod valid;
 
@@ -28,4 +29,13 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn chain(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::chain(args.into(), item.into()).into()
+}
+
+/// A prompt template: `prompt!("Summarize {text} for {audience}")` is a
+/// `String` with `text` and `audience` taken from the variables in scope (a
+/// misspelled placeholder is a compile error), and the indentation the
+/// literal has in the code removed.
+#[proc_macro]
+pub fn prompt(input: TokenStream) -> TokenStream {
+    prompt::prompt(input.into()).into()
 }

@@ -1,0 +1,12 @@
+use prompt_chain::prompt;
+
+fn main() {
+    let diff = "+ fn x()";
+    let prompt = prompt!(
+        "
+        Analyze this diff:
+        {dif}
+        "
+    );
+    println!("{prompt}{diff}");
+}
