@@ -33,9 +33,11 @@ pub use definition::{ArmDef, ChainDef, ChainGraph, RouteDef, StepDef, StepOption
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
 pub use events::{Event, EventKind, EventStream, Observer};
 pub use ids::RunId;
+#[cfg(feature = "providers")]
+pub use llm::{Anthropic, ModelConfigError, OpenAiCompatible, model_from_env, model_from_vars};
 pub use llm::{
-    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError, Message, Role,
-    ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
+    ApiKey, BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError,
+    Message, ResponseSchema, Role, ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
 };
 pub use looping::{Loop, LoopStop};
 pub use pricing::{Price, PriceTable};
@@ -44,6 +46,7 @@ pub use report::{
     RunStatus, StepRecord, StepStatus,
 };
 pub use runtime::{Runtime, RuntimeBuilder};
+pub use schemars;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use step::Step;

@@ -33,6 +33,7 @@ pub(crate) struct RuntimeInner {
     pub(crate) prices: Option<PriceTable>,
     pub(crate) measure_outputs: bool,
     pub(crate) checkpoints: Option<Arc<dyn CheckpointStore>>,
+    pub(crate) reask_budget: u32,
     history: Mutex<VecDeque<Arc<ExecutionReport>>>,
     history_capacity: usize,
 }
@@ -161,6 +162,7 @@ pub struct RuntimeBuilder {
     measure_outputs: bool,
     history_capacity: usize,
     checkpoints: Option<Arc<dyn CheckpointStore>>,
+    reask_budget: u32,
 }
 
 impl Default for RuntimeBuilder {
@@ -177,6 +179,7 @@ impl Default for RuntimeBuilder {
             measure_outputs: true,
             history_capacity: 100,
             checkpoints: None,
+            reask_budget: 2,
         }
     }
 }
@@ -284,6 +287,39 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How many times `cx.llm().json(...)` shows the model its invalid JSON
+    /// and asks again before failing (default 2).
+    #[must_use]
+    pub fn reask_budget(mut self, times: u32) -> Self {
+        self.reask_budget = times;
+        self
+    }
+
+    /// The model named by the environment (see [`model_from_env`](crate::model_from_env)),
+    /// or `fallback` when `PROMPT_CHAIN_MODEL` is not set; says which on stderr.
+    #[cfg(feature = "providers")]
+    pub fn model_from_env_or(
+        self,
+        fallback: impl LanguageModel,
+    ) -> Result<Self, crate::ModelConfigError> {
+        match crate::model_from_env()? {
+            Some(model) => {
+                eprintln!(
+                    "prompt-chain: using {} (from PROMPT_CHAIN_MODEL)",
+                    model.name()
+                );
+                Ok(self.shared_model(model))
+            }
+            None => {
+                eprintln!(
+                    "prompt-chain: PROMPT_CHAIN_MODEL is not set; using the offline model `{}`",
+                    fallback.name()
+                );
+                Ok(self.model(fallback))
+            }
+        }
+    }
+
     /// Finishes the runtime.
     pub fn build(self) -> Runtime {
         Runtime {
@@ -298,6 +334,7 @@ impl RuntimeBuilder {
                 prices: self.prices,
                 measure_outputs: self.measure_outputs,
                 checkpoints: self.checkpoints,
+                reask_budget: self.reask_budget,
                 history: Mutex::new(VecDeque::with_capacity(self.history_capacity.min(1024))),
                 history_capacity: self.history_capacity,
             }),

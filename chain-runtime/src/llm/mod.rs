@@ -2,7 +2,10 @@
 //! and the [`Llm`] handle a step gets from [`StepCx::llm`](crate::StepCx::llm).
 
 mod json;
+#[cfg(feature = "providers")]
+mod providers;
 mod scripted;
+mod secret;
 
 use std::future::Future;
 use std::ops::Add;
@@ -16,7 +19,12 @@ use tracing::Instrument;
 use crate::context::StepCx;
 
 pub use json::extract_json;
+#[cfg(feature = "providers")]
+pub use providers::{
+    Anthropic, ModelConfigError, OpenAiCompatible, model_from_env, model_from_vars,
+};
 pub use scripted::{ScriptedModel, ScriptedReply};
+pub use secret::ApiKey;
 
 /// A boxed, `Send` future: what object-safe async traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -88,7 +96,7 @@ impl Message {
 }
 
 /// A request to a chat model.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatRequest {
     /// The conversation so far.
     pub messages: Vec<Message>,
@@ -96,9 +104,20 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// A JSON schema the reply must follow (structured output), if any.
+    pub response_schema: Option<ResponseSchema>,
     /// The step making the call, filled in by [`Llm`]; scripted models match on it.
     #[serde(skip)]
     pub step: Option<&'static str>,
+}
+
+/// A JSON schema for a structured reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResponseSchema {
+    /// A name for the schema (providers require one).
+    pub name: String,
+    /// The schema.
+    pub schema: serde_json::Value,
 }
 
 impl ChatRequest {
@@ -229,6 +248,82 @@ pub enum LlmError {
         /// The partial reply.
         partial: String,
     },
+    /// The provider refused, or its content filter stopped the reply.
+    #[error("the model refused or its content filter stopped the reply ({reason})")]
+    Refused {
+        /// The provider's stop reason.
+        reason: String,
+    },
+    /// Too many requests; try again after `retry_after` (from `Retry-After`
+    /// or `retry-after-ms`) if the provider said.
+    #[error("rate limited (HTTP {status}){}: {body}", match .retry_after { Some(after) => format!(", retry after {after:?}"), None => String::new() })]
+    RateLimited {
+        /// The HTTP status.
+        status: u16,
+        /// How long the provider asked to wait.
+        retry_after: Option<std::time::Duration>,
+        /// The response body.
+        body: String,
+    },
+    /// The account's quota or credit is used up: retrying will not help.
+    #[error("quota exhausted (HTTP {status}): {body}")]
+    QuotaExhausted {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// The provider is overloaded or failing (5xx, 529).
+    #[error("the provider is overloaded or failing (HTTP {status}): {body}")]
+    Overloaded {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// The API key was refused.
+    #[error("authentication failed (HTTP {status}): {body}")]
+    Auth {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// The provider rejected the request as malformed.
+    #[error("bad request (HTTP {status}): {body}")]
+    BadRequest {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// Any other HTTP error.
+    #[error("HTTP {status}: {body}")]
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// The request did not get an answer in time.
+    #[error("the model call timed out")]
+    Timeout,
+    /// The connection failed or broke (a stream cut mid-way included).
+    #[error("connection to the model failed: {message}")]
+    Transport {
+        /// What failed.
+        message: String,
+        /// Text received before the failure, if any.
+        partial: String,
+    },
+    /// The provider answered with something that is not its documented format.
+    #[error("the provider's response could not be read: {message}")]
+    Decode {
+        /// What was wrong.
+        message: String,
+        /// The response body.
+        body: String,
+    },
 }
 
 impl LlmError {
@@ -236,8 +331,28 @@ impl LlmError {
     pub fn is_retryable(&self) -> bool {
         match self {
             LlmError::Scripted { retryable, .. } => *retryable,
-            LlmError::Parse { .. } | LlmError::Truncated { .. } => true,
-            LlmError::NoModel { .. } | LlmError::NoScript { .. } => false,
+            LlmError::Parse { .. }
+            | LlmError::Truncated { .. }
+            | LlmError::RateLimited { .. }
+            | LlmError::Overloaded { .. }
+            | LlmError::Timeout
+            | LlmError::Transport { .. }
+            | LlmError::Decode { .. } => true,
+            LlmError::Http { status, .. } => *status >= 500,
+            LlmError::NoModel { .. }
+            | LlmError::NoScript { .. }
+            | LlmError::Refused { .. }
+            | LlmError::QuotaExhausted { .. }
+            | LlmError::Auth { .. }
+            | LlmError::BadRequest { .. } => false,
+        }
+    }
+
+    /// How long the provider asked to wait before a retry, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            LlmError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -296,24 +411,91 @@ impl<'a> Llm<'a> {
     /// Sends one user message and returns the reply's text.
     pub async fn text(&self, prompt: impl Into<String>) -> Result<String, LlmError> {
         let completion = self.complete(ChatRequest::user(prompt)).await?;
-        if completion.finish_reason == FinishReason::Length {
-            return Err(LlmError::Truncated {
-                partial: completion.text,
-            });
-        }
-        Ok(completion.text)
+        checked_text(completion)
     }
 
     /// Sends one user message and parses the reply as JSON into `T`.
     ///
-    /// Code fences and prose around the JSON are tolerated; a reply that still
-    /// does not parse is an [`LlmError::Parse`] carrying the raw reply.
+    /// Code fences and prose around the JSON are tolerated. A reply that still
+    /// does not parse is shown to the model with the parser's error and asked
+    /// for again, up to [`RuntimeBuilder::reask_budget`](crate::RuntimeBuilder::reask_budget)
+    /// times (default 2); after that the [`LlmError::Parse`] carries the raw reply.
     pub async fn json<T: DeserializeOwned>(
         &self,
         prompt: impl Into<String>,
     ) -> Result<T, LlmError> {
-        let text = self.text(prompt).await?;
-        parse_reply(&text)
+        self.parse_with_reask(ChatRequest::user(prompt)).await
+    }
+
+    /// Like [`Llm::json`], and sends `T`'s JSON schema (schemars) so providers
+    /// that support structured output (OpenAI's `response_format`) enforce it;
+    /// others get the schema in the prompt.
+    pub async fn structured<T: DeserializeOwned + schemars::JsonSchema>(
+        &self,
+        prompt: impl Into<String>,
+    ) -> Result<T, LlmError> {
+        let schema = schemars::schema_for!(T);
+        let mut request = ChatRequest::user(prompt);
+        request.response_schema = Some(ResponseSchema {
+            name: schema_name::<T>(),
+            schema: serde_json::to_value(&schema).unwrap_or_default(),
+        });
+        self.parse_with_reask(request).await
+    }
+
+    async fn parse_with_reask<T: DeserializeOwned>(
+        &self,
+        mut request: ChatRequest,
+    ) -> Result<T, LlmError> {
+        let budget = self.cx.runtime().inner.reask_budget;
+        let mut asked = 0;
+        loop {
+            let text = checked_text(self.complete(request.clone()).await?)?;
+            match parse_reply::<T>(&text) {
+                Ok(value) => return Ok(value),
+                Err(LlmError::Parse { error, raw }) if asked < budget => {
+                    asked += 1;
+                    tracing::debug!(attempt = asked, %error, "re-asking for valid JSON");
+                    request.messages.push(Message::assistant(raw));
+                    request.messages.push(Message::user(format!(
+                        "That reply is not valid JSON for the requested format: {error}. Answer again with only the JSON."
+                    )));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+/// A schema name providers accept (letters, digits, `_`, `-`).
+fn schema_name<T: schemars::JsonSchema>() -> String {
+    let name: String = T::schema_name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "reply".to_owned()
+    } else {
+        name
+    }
+}
+
+/// The completion's text, or the error its finish reason means.
+fn checked_text(completion: Completion) -> Result<String, LlmError> {
+    match completion.finish_reason {
+        FinishReason::Length => Err(LlmError::Truncated {
+            partial: completion.text,
+        }),
+        FinishReason::ContentFilter => Err(LlmError::Refused {
+            reason: "content_filter".to_owned(),
+        }),
+        _ => Ok(completion.text),
     }
 }
 

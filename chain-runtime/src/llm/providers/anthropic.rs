@@ -1,0 +1,248 @@
+//! Anthropic's Messages API.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::http::{client, decode, read_sse, send};
+use crate::llm::secret::ApiKey;
+use crate::llm::{
+    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Role, Usage,
+};
+
+/// A Claude model through Anthropic's Messages API, plain or streamed.
+#[derive(Clone)]
+pub struct Anthropic {
+    client: reqwest::Client,
+    base_url: String,
+    model: String,
+    api_key: ApiKey,
+    stream: bool,
+    max_tokens: u32,
+}
+
+impl std::fmt::Debug for Anthropic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anthropic")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+/// The API version sent in `anthropic-version`.
+const API_VERSION: &str = "2023-06-01";
+
+impl Anthropic {
+    /// `model` (for example `claude-sonnet-4-5`) with `api_key`.
+    pub fn new(model: impl Into<String>, api_key: impl Into<ApiKey>) -> Self {
+        Self {
+            client: client(Duration::from_secs(120)),
+            base_url: "https://api.anthropic.com".to_owned(),
+            model: model.into(),
+            api_key: api_key.into(),
+            stream: false,
+            max_tokens: 4096,
+        }
+    }
+
+    /// Another endpoint (a proxy, a test server).
+    #[must_use]
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Streams replies (SSE).
+    #[must_use]
+    pub fn streaming(mut self, stream: bool) -> Self {
+        self.stream = stream;
+        self
+    }
+
+    /// `max_tokens` when the request sets none (Anthropic requires one; default 4096).
+    #[must_use]
+    pub fn default_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+
+    /// The whole-request timeout (default 120 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.client = client(timeout);
+        self
+    }
+
+    fn body(&self, request: &ChatRequest) -> Value {
+        let mut system: Vec<&str> = request
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .collect();
+        let schema_hint;
+        if let Some(schema) = &request.response_schema {
+            // No response_format here: the schema goes into the instructions.
+            schema_hint = format!(
+                "Answer with only a JSON value that follows this JSON schema:\n{}",
+                schema.schema
+            );
+            system.push(&schema_hint);
+        }
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .filter(|m| m.role != Role::System)
+            .map(|m| json!({ "role": m.role, "content": m.content }))
+            .collect();
+        let mut body = json!({
+            "model": self.model,
+            "max_tokens": request.max_tokens.unwrap_or(self.max_tokens),
+            "messages": messages,
+        });
+        if !system.is_empty() {
+            body["system"] = json!(system.join("\n\n"));
+        }
+        if let Some(temperature) = request.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        if self.stream {
+            body["stream"] = json!(true);
+        }
+        body
+    }
+
+    async fn call(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+        let http = self
+            .client
+            .post(format!("{}/v1/messages", self.base_url))
+            .header("x-api-key", self.api_key.expose())
+            .header("anthropic-version", API_VERSION);
+        let body = serde_json::to_vec(&self.body(request)).unwrap_or_default();
+        let response = send(http, body).await?;
+        if self.stream {
+            return read_stream(response).await;
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|e| super::http::transport(&e, String::new()))?;
+        let value = decode(&text)?;
+        let Some(blocks) = value["content"].as_array() else {
+            return Err(LlmError::Decode {
+                message: "no `content` in the reply".to_owned(),
+                body: text.chars().take(2000).collect(),
+            });
+        };
+        let content: String = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+        stop(value["stop_reason"].as_str())?;
+        Ok(Completion {
+            text: content,
+            finish_reason: finish_reason(value["stop_reason"].as_str()),
+            usage: Usage {
+                input_tokens: value["usage"]["input_tokens"].as_u64().unwrap_or(0),
+                output_tokens: value["usage"]["output_tokens"].as_u64().unwrap_or(0),
+            },
+        })
+    }
+}
+
+fn finish_reason(reason: Option<&str>) -> FinishReason {
+    match reason {
+        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
+        Some("max_tokens") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("refusal") => FinishReason::ContentFilter,
+        _ => FinishReason::Other,
+    }
+}
+
+fn stop(reason: Option<&str>) -> Result<(), LlmError> {
+    match reason {
+        Some("refusal") => Err(LlmError::Refused {
+            reason: "refusal".to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError> {
+    let mut partial = String::new();
+    let mut usage = Usage::default();
+    let mut reason: Option<String> = None;
+    let mut finished = false;
+    let mut failure: Option<LlmError> = None;
+    read_sse(response, &mut partial, |event, data, text| {
+        let value = decode(data)?;
+        match event.or(value["type"].as_str()) {
+            Some("message_start") => {
+                usage.input_tokens = value["message"]["usage"]["input_tokens"]
+                    .as_u64()
+                    .unwrap_or(0);
+            }
+            Some("content_block_delta") => {
+                if let Some(delta) = value["delta"]["text"].as_str() {
+                    text.push_str(delta);
+                }
+            }
+            Some("message_delta") => {
+                reason = value["delta"]["stop_reason"].as_str().map(str::to_owned);
+                usage.output_tokens = value["usage"]["output_tokens"]
+                    .as_u64()
+                    .unwrap_or(usage.output_tokens);
+            }
+            Some("message_stop") => {
+                finished = true;
+                return Ok(false);
+            }
+            Some("error") => {
+                let kind = value["error"]["type"].as_str().unwrap_or_default();
+                let body = data.to_owned();
+                failure = Some(match kind {
+                    "overloaded_error" | "api_error" => LlmError::Overloaded { status: 529, body },
+                    "rate_limit_error" => LlmError::RateLimited {
+                        status: 429,
+                        retry_after: None,
+                        body,
+                    },
+                    _ => LlmError::Http { status: 500, body },
+                });
+                return Ok(false);
+            }
+            _ => {}
+        }
+        Ok(true)
+    })
+    .await?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if !finished {
+        return Err(LlmError::Transport {
+            message: "the stream ended before `message_stop`".to_owned(),
+            partial,
+        });
+    }
+    stop(reason.as_deref())?;
+    Ok(Completion {
+        text: partial,
+        finish_reason: finish_reason(reason.as_deref()),
+        usage,
+    })
+}
+
+impl LanguageModel for Anthropic {
+    fn name(&self) -> &str {
+        &self.model
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, LlmError>> {
+        Box::pin(self.call(request))
+    }
+}

@@ -1,0 +1,207 @@
+//! OpenAI-compatible chat completions.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::http::{client, decode, read_sse, send};
+use crate::llm::secret::ApiKey;
+use crate::llm::{
+    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Usage,
+};
+
+/// A chat model behind an OpenAI-compatible `/chat/completions` endpoint:
+/// OpenAI itself, vLLM, Ollama (`http://localhost:11434/v1`), llama.cpp's
+/// server, LM Studio. Plain or streamed (SSE).
+#[derive(Clone)]
+pub struct OpenAiCompatible {
+    client: reqwest::Client,
+    base_url: String,
+    model: String,
+    name: String,
+    api_key: Option<ApiKey>,
+    stream: bool,
+}
+
+impl std::fmt::Debug for OpenAiCompatible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiCompatible")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+impl OpenAiCompatible {
+    /// `model` at `base_url` (for example `https://api.openai.com/v1`).
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        let model = model.into();
+        Self {
+            client: client(Duration::from_secs(120)),
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            name: model.clone(),
+            model,
+            api_key: None,
+            stream: false,
+        }
+    }
+
+    /// OpenAI's API.
+    pub fn openai(model: impl Into<String>, api_key: impl Into<ApiKey>) -> Self {
+        Self::new("https://api.openai.com/v1", model).api_key(api_key)
+    }
+
+    /// The key sent as `Authorization: Bearer`.
+    #[must_use]
+    pub fn api_key(mut self, key: impl Into<ApiKey>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Streams replies (SSE) instead of waiting for the whole body.
+    #[must_use]
+    pub fn streaming(mut self, stream: bool) -> Self {
+        self.stream = stream;
+        self
+    }
+
+    /// The whole-request timeout (default 120 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.client = client(timeout);
+        self
+    }
+
+    fn body(&self, request: &ChatRequest) -> Value {
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .map(|m| json!({ "role": m.role, "content": m.content }))
+            .collect();
+        let mut body = json!({ "model": self.model, "messages": messages });
+        if let Some(max) = request.max_tokens {
+            body["max_tokens"] = json!(max);
+        }
+        if let Some(temperature) = request.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        if let Some(schema) = &request.response_schema {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": { "name": schema.name, "schema": schema.schema, "strict": false },
+            });
+        }
+        if self.stream {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({ "include_usage": true });
+        }
+        body
+    }
+
+    async fn call(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+        let mut http = self
+            .client
+            .post(format!("{}/chat/completions", self.base_url));
+        if let Some(key) = &self.api_key {
+            http = http.bearer_auth(key.expose());
+        }
+        let body = serde_json::to_vec(&self.body(request)).unwrap_or_default();
+        let response = send(http, body).await?;
+        if self.stream {
+            return read_stream(response).await;
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|e| super::http::transport(&e, String::new()))?;
+        let value = decode(&text)?;
+        let choice = &value["choices"][0];
+        let Some(content) = choice["message"]["content"].as_str() else {
+            if choice["message"]["refusal"].is_string() {
+                return Err(LlmError::Refused {
+                    reason: choice["message"]["refusal"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+            }
+            return Err(LlmError::Decode {
+                message: "no `choices[0].message.content` in the reply".to_owned(),
+                body: text.chars().take(2000).collect(),
+            });
+        };
+        Ok(Completion {
+            text: content.to_owned(),
+            finish_reason: finish_reason(choice["finish_reason"].as_str()),
+            usage: usage(&value["usage"]),
+        })
+    }
+}
+
+fn finish_reason(reason: Option<&str>) -> FinishReason {
+    match reason {
+        Some("stop") => FinishReason::Stop,
+        Some("length") => FinishReason::Length,
+        Some("content_filter") => FinishReason::ContentFilter,
+        Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
+        _ => FinishReason::Other,
+    }
+}
+
+fn usage(value: &Value) -> Usage {
+    Usage {
+        input_tokens: value["prompt_tokens"].as_u64().unwrap_or(0),
+        output_tokens: value["completion_tokens"].as_u64().unwrap_or(0),
+    }
+}
+
+async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError> {
+    let mut partial = String::new();
+    let mut finish = None;
+    let mut tokens = Usage::default();
+    let mut done = false;
+    read_sse(response, &mut partial, |_, data, text| {
+        if data == "[DONE]" {
+            done = true;
+            return Ok(false);
+        }
+        let chunk = decode(data)?;
+        if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(delta);
+        }
+        if let Some(reason) = chunk["choices"][0]["finish_reason"].as_str() {
+            finish = Some(finish_reason(Some(reason)));
+        }
+        if chunk["usage"].is_object() {
+            tokens = usage(&chunk["usage"]);
+        }
+        Ok(true)
+    })
+    .await?;
+    if !done && finish.is_none() {
+        return Err(LlmError::Transport {
+            message: "the stream ended before the reply was finished".to_owned(),
+            partial,
+        });
+    }
+    Ok(Completion {
+        text: partial,
+        finish_reason: finish.unwrap_or(FinishReason::Stop),
+        usage: tokens,
+    })
+}
+
+impl LanguageModel for OpenAiCompatible {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, LlmError>> {
+        Box::pin(self.call(request))
+    }
+}
