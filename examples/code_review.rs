@@ -169,9 +169,10 @@ const DIFF: &str = r#"--- a/src/users.rs
 
 /// The scripted model: what a real model answered for this diff, with
 /// latencies in the range real calls take.
-pub(crate) fn runtime() -> Runtime {
+/// The offline model.
+pub(crate) fn scripted_model() -> ScriptedModel {
     let ms = Duration::from_millis;
-    let model = ScriptedModel::new()
+    ScriptedModel::new()
         .on_step(
             "extract_changes",
             ScriptedReply::text(
@@ -206,8 +207,20 @@ pub(crate) fn runtime() -> Runtime {
                 r#"{"verdict": "changes requested", "comments": ["Use a parameterized query: `name` reaches SQL unescaped.", "Return a Result so callers can tell a database error from a missing user.", "Select only the columns you read."]}"#,
             )
             .after(ms(240)),
-        );
-    Runtime::builder().model(model).build()
+        )
+}
+
+/// The runtime the tests use: always the scripted model.
+#[allow(dead_code)] // used by tests/examples.rs
+pub(crate) fn runtime() -> Runtime {
+    Runtime::builder().model(scripted_model()).build()
+}
+
+/// The runtime `main` uses: the model `PROMPT_CHAIN_MODEL` names, or the scripted one.
+fn runtime_from_env() -> Result<Runtime, Box<dyn std::error::Error>> {
+    Ok(Runtime::builder()
+        .model_from_env_or(scripted_model())?
+        .build())
 }
 
 /// Runs the chain on the sample diff.
@@ -238,8 +251,7 @@ pub(crate) async fn cli(
             }
         }
     }
-    eprintln!("code_review: offline run on the scripted model");
-    let outcome = demo(&runtime()).await;
+    let outcome = demo(&runtime_from_env()?).await;
     let report = outcome.report;
     let outputs = outcome.result?;
     println!("Change: {}", outputs.changes_summary.summary);

@@ -99,9 +99,10 @@ mode is perfect for reading. But the touch dimmer stopped responding after two w
 app keeps logging me out. I'd like a replacement before my exams next week.";
 
 /// The scripted model: answers a real model gave for the sample feedback.
-pub(crate) fn runtime() -> Runtime {
+/// The offline model.
+pub(crate) fn scripted_model() -> ScriptedModel {
     let ms = Duration::from_millis;
-    let model = ScriptedModel::new()
+    ScriptedModel::new()
         .on_step(
             "extract_feedback",
             ScriptedReply::text(
@@ -123,8 +124,20 @@ pub(crate) fn runtime() -> Runtime {
                  lamp now so it reaches you before your exams.",
             )
             .after(ms(320)),
-        );
-    Runtime::builder().model(model).build()
+        )
+}
+
+/// The runtime the tests use: always the scripted model.
+#[allow(dead_code)] // used by tests/examples.rs
+pub(crate) fn runtime() -> Runtime {
+    Runtime::builder().model(scripted_model()).build()
+}
+
+/// The runtime `main` uses: the model `PROMPT_CHAIN_MODEL` names, or the scripted one.
+fn runtime_from_env() -> Result<Runtime, Box<dyn std::error::Error>> {
+    Ok(Runtime::builder()
+        .model_from_env_or(scripted_model())?
+        .build())
 }
 
 /// Runs the chain on the sample feedback.
@@ -139,9 +152,8 @@ pub(crate) async fn demo(rt: &Runtime) -> Outcome<feedback_analysis::Output> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), ChainError> {
-    eprintln!("feedback_analysis: offline run on the scripted model");
-    let outcome = demo(&runtime()).await;
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let outcome = demo(&runtime_from_env()?).await;
     let report = outcome.report;
     let outputs = outcome.result?;
     println!("Product: {}", outputs.feedback.product);

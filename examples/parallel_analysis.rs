@@ -81,13 +81,14 @@ showed 92% retention; logistics costs were 31% of revenue. Competitors sell new 
 on 36-month leases.";
 
 /// The scripted model, with uneven latencies so the overlap is visible.
-pub(crate) fn runtime() -> Runtime {
+/// The offline model.
+pub(crate) fn scripted_model() -> ScriptedModel {
     let ms = Duration::from_millis;
     let reply = |headline: &str, points: &[&str], latency: u64| {
         let json = serde_json::json!({ "headline": headline, "points": points });
         ScriptedReply::text(json.to_string()).after(ms(latency))
     };
-    let model = ScriptedModel::new()
+    ScriptedModel::new()
         .on_step(
             "market_analysis",
             reply(
@@ -128,8 +129,20 @@ pub(crate) fn runtime() -> Runtime {
                  what stands between this and a profitable business. Track damage per swap from day one.",
             )
             .after(ms(200)),
-        );
-    Runtime::builder().model(model).build()
+        )
+}
+
+/// The runtime the tests use: always the scripted model.
+#[allow(dead_code)] // used by tests/examples.rs
+pub(crate) fn runtime() -> Runtime {
+    Runtime::builder().model(scripted_model()).build()
+}
+
+/// The runtime `main` uses: the model `PROMPT_CHAIN_MODEL` names, or the scripted one.
+fn runtime_from_env() -> Result<Runtime, Box<dyn std::error::Error>> {
+    Ok(Runtime::builder()
+        .model_from_env_or(scripted_model())?
+        .build())
 }
 
 /// Runs the chain on the sample proposal.
@@ -144,9 +157,8 @@ pub(crate) async fn demo(rt: &Runtime) -> Outcome<parallel_analysis::Output> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), ChainError> {
-    eprintln!("parallel_analysis: offline run on the scripted model");
-    let outcome = demo(&runtime()).await;
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let outcome = demo(&runtime_from_env()?).await;
     let report = outcome.report;
     let outputs = outcome.result?;
     for (name, analysis) in [

@@ -682,3 +682,40 @@ async fn permanent_errors_inside_sub_chains_are_not_retried() {
     assert_eq!(model.calls_for("left"), 1, "the sub-chain ran once");
     assert_eq!(error.path(), ["retried_outer", "doomed", "fail_on"]);
 }
+
+/// A provider's Retry-After is honoured: no retry before it has passed.
+#[step]
+async fn limited(cx: &StepCx, topic: &str) -> StepResult<String> {
+    if cx.attempt() == 1 {
+        return Err(prompt_chain::LlmError::RateLimited {
+            status: 429,
+            retry_after: Some(Duration::from_secs(2)),
+            body: String::new(),
+        }
+        .into());
+    }
+    Ok(topic.to_owned())
+}
+
+#[chain]
+async fn rate_limited(topic: String) -> String {
+    step!(out = limited(topic), retry = 1);
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_a_floor_under_the_backoff() {
+    let rt = Runtime::builder().backoff(MS, MS * 10).build();
+    let outcome = rate_limited::execute(&rt, rate_limited::Input { topic: "t".into() }).await;
+    assert_eq!(outcome.result.expect("the retry succeeds").out, "t");
+    let log = &outcome
+        .report
+        .step("limited")
+        .expect("recorded")
+        .attempt_log;
+    assert_eq!(log.len(), 2);
+    assert!(
+        log[1].started_at - log[0].finished_at >= Duration::from_secs(2),
+        "{log:?}"
+    );
+}

@@ -486,6 +486,7 @@ impl RunCx {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let mut wait_at_least: Option<Duration> = None;
             let started_at = self.now();
             self.shared.record(index, |record| {
                 if record.started_at.is_none() {
@@ -541,6 +542,9 @@ impl RunCx {
                 },
                 Err(AttemptError::Step(error)) => {
                     let retryable = error.is_retryable();
+                    wait_at_least = error
+                        .downcast_ref::<crate::llm::LlmError>()
+                        .and_then(crate::llm::LlmError::retry_after);
                     let source = error.into_source();
                     (
                         FailureKind::Failed { source, retryable },
@@ -561,7 +565,10 @@ impl RunCx {
             };
             self.attempt_done(index, attempt, iteration, started_at, outcome, None);
             if retryable && attempt <= retries {
-                let delay = self.backoff(index, attempt);
+                // A provider's Retry-After is a floor under the jittered backoff.
+                let delay = self
+                    .backoff(index, attempt)
+                    .max(wait_at_least.unwrap_or_default());
                 tracing::warn!(
                     parent: &self.shared.span,
                     step = def.name,

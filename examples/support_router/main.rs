@@ -347,14 +347,19 @@ fn example_dir() -> PathBuf {
 }
 
 /// The runtime: the scripted model, the knowledge base, the escalation store.
+#[allow(dead_code)] // used by tests/support_router.rs
 pub(crate) fn runtime(data_dir: &Path) -> Result<Runtime, Box<dyn Error>> {
+    runtime_with(data_dir, Runtime::builder().model(scripted::model()))
+}
+
+/// `builder` (which holds the model) plus the knowledge base and the store.
+fn runtime_with(
+    data_dir: &Path,
+    builder: prompt_chain::RuntimeBuilder,
+) -> Result<Runtime, Box<dyn Error>> {
     let kb = KnowledgeBase::load(&example_dir().join("kb"))?;
     let store = EscalationStore::open(data_dir)?;
-    Ok(Runtime::builder()
-        .model(scripted::model())
-        .dependency(kb)
-        .dependency(store)
-        .build())
+    Ok(builder.dependency(kb).dependency(store).build())
 }
 
 /// The shipped sample tickets.
@@ -450,13 +455,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn Error>> {
-    let rt = runtime(&options.data)?;
+    // PROMPT_CHAIN_MODEL picks a real model; without it the scripted one answers.
+    let builder = Runtime::builder().model_from_env_or(scripted::model())?;
+    let rt = runtime_with(&options.data, builder)?;
     let articles = rt
         .dependency::<KnowledgeBase>()
         .map_or(0, KnowledgeBase::len);
-    eprintln!(
-        "support_router: offline run on the scripted model (no model provider configured), {articles} knowledge-base articles"
-    );
+    eprintln!("support_router: {articles} knowledge-base articles");
     let tickets = match options.ticket {
         Some(text) => {
             let subject = text
