@@ -113,6 +113,12 @@ pub(crate) struct StepOptions {
     pub(crate) max: Option<u32>,
     /// `cache = 1h`, in milliseconds.
     pub(crate) cache_ms: Option<u64>,
+    /// `reask = N`.
+    pub(crate) reask: Option<u32>,
+    /// `fallback = path`: a function returning a default output.
+    pub(crate) fallback: Option<Path>,
+    /// `fallback_model = "name"`.
+    pub(crate) fallback_model: Option<String>,
 }
 
 impl RouteDecl {

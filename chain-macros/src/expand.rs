@@ -471,7 +471,7 @@ fn execute_body(chain: &Chain, graph: &Graph) -> TokenStream {
         };
         #(#input_slots)*
         #(#step_slots)*
-        let __chain_joined = #join;
+        let __chain_joined = __chain_run.guard(async #join).await;
         match __chain_joined {
             ::core::result::Result::Ok(()) => {
                 #(#takes)*
@@ -583,6 +583,13 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
                 .await?
         }
     } else {
+        let fallback = match &step.options.fallback {
+            Some(path) => {
+                let path = child_path(path);
+                quote_spanned!(path.span()=> ::core::option::Option::Some(#path))
+            }
+            None => quote!(::prompt_chain::__private::no_fallback()),
+        };
         let inputs = if step.options.cache_ms.is_some() {
             let locals = (0..step.args.len()).map(|n| format_ident!("__chain_a{}", n));
             quote!(::core::option::Option::Some(::prompt_chain::__private::InputHash::new()#(.feed(#locals))*.finish()))
@@ -596,6 +603,7 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
                     #inputs,
                     move |__chain_cx: ::prompt_chain::StepCx| async move { #call },
                     #validate,
+                    #fallback,
                 )
                 .await?
         }
@@ -674,6 +682,14 @@ fn chain_definition(chain: &Chain) -> TokenStream {
             Some(n) => quote!(::core::option::Option::Some(#n)),
             None => quote!(::core::option::Option::None),
         };
+        let reasks = match step.options.reask {
+            Some(n) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
+        let fallback_model = match &step.options.fallback_model {
+            Some(name) => quote!(::core::option::Option::Some(#name)),
+            None => quote!(::core::option::Option::None),
+        };
         let cache = match step.options.cache_ms {
             Some(ms) => {
                 quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
@@ -691,6 +707,8 @@ fn chain_definition(chain: &Chain) -> TokenStream {
                     validated: #validated,
                     max_iterations: #max_iterations,
                     cache: #cache,
+                    reasks: #reasks,
+                    fallback_model: #fallback_model,
                 },
             }
         }

@@ -12,7 +12,17 @@ use crate::ctxt::Ctxt;
 use crate::suggest;
 
 /// The options `step!` accepts.
-const OPTIONS: [&str; 6] = ["validate", "retry", "timeout", "until", "max", "cache"];
+const OPTIONS: [&str; 9] = [
+    "validate",
+    "retry",
+    "reask",
+    "timeout",
+    "fallback",
+    "fallback_model",
+    "until",
+    "max",
+    "cache",
+];
 
 /// How a step is written, for messages.
 const STEP_FORM: &str = "`step!(key = function(input, ...))`";
@@ -570,6 +580,30 @@ fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptions {
                 _ => cx.error_spanned_by(
                     value,
                     "`retry` takes the number of retries after a failed attempt, such as `retry = 3`",
+                ),
+            },
+            "reask" => match int_literal(&value) {
+                Some((lit, "")) => match lit.base10_parse::<u32>() {
+                    Ok(n) => options.reask = Some(n),
+                    Err(error) => cx.syn_error(error),
+                },
+                _ => cx.error_spanned_by(
+                    value,
+                    "`reask` takes how many times a rejected output is asked for again, such as `reask = 2`",
+                ),
+            },
+            "fallback" => match value {
+                Expr::Path(path) if path.qself.is_none() => options.fallback = Some(path.path),
+                other => cx.error_spanned_by(
+                    other,
+                    "`fallback` takes the path of a function `fn() -> T` giving the step's output when every attempt failed",
+                ),
+            },
+            "fallback_model" => match value {
+                Expr::Lit(ExprLit { lit: Lit::Str(name), .. }) => options.fallback_model = Some(name.value()),
+                other => cx.error_spanned_by(
+                    other,
+                    "`fallback_model` takes the name of a model added with `named_model`, such as `fallback_model = \"fast\"`",
                 ),
             },
             "until" => match value {

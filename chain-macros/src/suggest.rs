@@ -41,6 +41,9 @@ pub(crate) fn option_alias(word: &str) -> Option<&'static str> {
             Some("retry")
         }
         "validator" | "validation" | "check" | "validate_with" | "validates" => Some("validate"),
+        "reasks" | "re_ask" | "max_reasks" | "repair" => Some("reask"),
+        "default" | "or_else" | "fallback_value" => Some("fallback"),
+        "fallback_llm" | "backup_model" | "model_fallback" => Some("fallback_model"),
         "timeout_ms" | "timeout_secs" | "deadline" | "time_limit" | "timeouts" => Some("timeout"),
         "while_not" | "stop_when" | "until_fn" | "done" | "condition" => Some("until"),
         "max_iterations" | "max_iter" | "iterations" | "times" | "repeat" | "loop" => Some("max"),

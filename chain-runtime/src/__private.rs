@@ -90,6 +90,11 @@ pub fn never<T>(_: &T) -> bool {
     false
 }
 
+/// The fallback of a step with no `fallback = ...`.
+pub fn no_fallback<T>() -> Option<fn() -> T> {
+    None
+}
+
 /// The hook of a step with no `validate = ...`.
 pub fn no_validation<T>(_: &T) -> Result<(), String> {
     Ok(())

@@ -48,6 +48,8 @@ pub(crate) struct RunShared {
     pub(crate) span: tracing::Span,
     /// Step outputs read back from the checkpoint store, by (key, iteration).
     pub(crate) restored: Mutex<HashMap<(String, u32), Vec<u8>>>,
+    /// Tokens and cost spent, shared with sub-chains (for the run budget).
+    pub(crate) spent: Arc<crate::limits::Spent>,
 }
 
 impl RunShared {
@@ -70,6 +72,9 @@ impl RunShared {
             })
             .collect();
         let parent = options.parent.map(|cx| cx.run.id);
+        let spent = options
+            .parent
+            .map_or_else(Default::default, |cx| Arc::clone(&cx.run.spent));
         let parent_path = options.parent.map(|cx| cx.run.path());
         let sink = options
             .events
@@ -105,6 +110,7 @@ impl RunShared {
             observed,
             span,
             restored: Mutex::new(HashMap::new()),
+            spent,
         }
     }
 
@@ -179,6 +185,10 @@ pub struct StepCx {
     pub(crate) key: &'static str,
     pub(crate) attempt: u32,
     pub(crate) iteration: u32,
+    /// Why the previous output was rejected, on a re-ask.
+    pub(crate) feedback: Option<Arc<str>>,
+    /// The model that answers instead of the default one (a fallback).
+    pub(crate) model_override: Option<&'static str>,
 }
 
 static DETACHED: ChainDef = ChainDef {
@@ -205,6 +215,8 @@ impl StepCx {
             key: step,
             attempt: 1,
             iteration: 1,
+            feedback: None,
+            model_override: None,
         }
     }
 
@@ -262,9 +274,20 @@ impl StepCx {
         &self.run.runtime
     }
 
-    /// The default model, as this step.
+    /// On a re-ask (`reask = N` in `step!`), what the validator said about the
+    /// previous output: put it in the prompt so the model can fix it. `None` on
+    /// a first attempt and on transport retries.
+    pub fn feedback(&self) -> Option<&str> {
+        self.feedback.as_deref()
+    }
+
+    /// The default model, as this step (or the step's fallback model, when the
+    /// step is being answered by its `fallback_model`).
     pub fn llm(&self) -> Llm<'_> {
-        Llm::new(self, self.run.runtime.inner.model.as_ref(), None)
+        match self.model_override {
+            Some(name) => Llm::new(self, self.run.runtime.named_model(name), Some(name)),
+            None => Llm::new(self, self.run.runtime.inner.model.as_ref(), None),
+        }
     }
 
     /// The model registered under `name`, as this step.
@@ -288,6 +311,12 @@ impl StepCx {
             ))
             .permanent()
         })
+    }
+
+    /// Adds time spent waiting for a concurrency or rate limit.
+    pub(crate) fn add_limit_wait(&self, waited: std::time::Duration) {
+        self.run
+            .record(self.index, |record| record.limit_wait += waited);
     }
 
     /// Counts a model call's tokens (and their cost, when priced) into this step.

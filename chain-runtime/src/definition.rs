@@ -67,6 +67,10 @@ pub struct StepOptions {
     pub max_iterations: Option<u32>,
     /// `cache = 1h`: reuse an output of the same step on the same inputs for this long.
     pub cache: Option<Duration>,
+    /// `reask = N`: run the step again up to `N` times when validation rejects its output.
+    pub reasks: Option<u32>,
+    /// `fallback_model = "name"`: answer with this named model once the retries are spent.
+    pub fallback_model: Option<&'static str>,
 }
 
 impl ChainDef {

@@ -157,6 +157,12 @@ pub enum FailureKind {
         /// The fingerprint of the chain now.
         current: u64,
     },
+    /// The run went past the runtime's `run_deadline`; its steps in flight were cancelled.
+    #[error("the run went past its deadline of {after:?}")]
+    DeadlineExceeded {
+        /// The deadline.
+        after: Duration,
+    },
     /// A broken runtime invariant: a bug in prompt-chain, reported instead of a panic.
     #[error("internal error in prompt-chain: {message}")]
     Internal {
@@ -170,7 +176,7 @@ impl FailureKind {
     pub fn is_retryable(&self) -> bool {
         match self {
             FailureKind::Failed { retryable, .. } => *retryable,
-            FailureKind::TimedOut { .. } => true,
+            FailureKind::TimedOut { .. } | FailureKind::DeadlineExceeded { .. } => true,
             FailureKind::Validation { .. }
             | FailureKind::Panicked { .. }
             | FailureKind::Checkpoint(_)

@@ -79,6 +79,27 @@ pub enum EventKind {
         /// Their cost in US dollars, if the runtime has prices for the models.
         cost_usd: Option<f64>,
     },
+    /// A step's output was rejected by validation and the step runs again,
+    /// with the validator's message as `cx.feedback()`.
+    StepReasked {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The attempt whose output was rejected.
+        attempt: u32,
+        /// What the validator said.
+        message: String,
+    },
+    /// A step's retries were spent and its fallback answered.
+    StepFallback {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// `default` or `model:<name>`.
+        fallback: String,
+    },
     /// A step failed for good; the run stops.
     StepFailed {
         /// The step's name.

@@ -216,6 +216,37 @@ impl RunCx {
         )
     }
 
+    /// Records that a fallback produced step `index`'s output.
+    fn fell_back(&self, index: usize, def: &'static StepDef, fallback: String) {
+        tracing::warn!(parent: &self.shared.span, step = def.name, %fallback, "step answered by its fallback");
+        self.shared
+            .record(index, |record| record.fallback = Some(fallback.clone()));
+        self.shared.emit(|| EventKind::StepFallback {
+            step: def.name,
+            index,
+            fallback,
+        });
+    }
+
+    /// Runs the run's steps under the runtime's deadline, if it has one.
+    pub async fn guard<F: Future<Output = Result<(), ChainError>>>(
+        &self,
+        steps: F,
+    ) -> Result<(), ChainError> {
+        match self.shared.runtime.inner.run_deadline {
+            Some(after) => {
+                let left = after.saturating_sub(self.now());
+                tokio::time::timeout(left, steps).await.unwrap_or_else(|_| {
+                    Err(ChainError::run_failed(
+                        self.shared.chain.name,
+                        FailureKind::DeadlineExceeded { after },
+                    ))
+                })
+            }
+            None => steps.await,
+        }
+    }
+
     /// Marks a step done without running it (restored or cached).
     fn skip_run(&self, index: usize, status: StepStatus) {
         let now = self.now();
@@ -251,15 +282,17 @@ impl RunCx {
 
     /// Runs step `index` to completion: every attempt calls `call` with a fresh
     /// [`StepCx`]; the output must pass `validate` and the runtime's hooks.
-    pub async fn step<T, F, Fut, V>(
+    pub async fn step<T, F, Fut, V, D>(
         &self,
         index: usize,
         inputs: Option<u64>,
-        call: F,
+        mut call: F,
         validate: V,
+        mut fallback: Option<D>,
     ) -> Result<T, ChainError>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        D: FnOnce() -> T,
         F: FnMut(StepCx) -> Fut,
         Fut: Future<Output = StepResult<T>>,
         V: Fn(&T) -> Result<(), String>,
@@ -293,7 +326,38 @@ impl RunCx {
                 return Ok(value);
             }
         }
-        match self.attempts(def, index, 1, call, &validate).await {
+        let attempted = match self
+            .attempts(def, index, 1, None, &mut call, &validate)
+            .await
+        {
+            Err(error)
+                if !matches!(
+                    error.kind(),
+                    FailureKind::Panicked { .. } | FailureKind::Checkpoint(_)
+                ) =>
+            {
+                // Retries spent: the step's fallbacks, in order.
+                let mut result = Err(error);
+                if let Some(model) = def.options.fallback_model {
+                    result = self
+                        .attempts(def, index, 1, Some(model), &mut call, &validate)
+                        .await;
+                    if result.is_ok() {
+                        self.fell_back(index, def, format!("model:{model}"));
+                    }
+                }
+                if result.is_err()
+                    && let Some(default) = fallback.take()
+                {
+                    let value = default();
+                    self.fell_back(index, def, "default".to_owned());
+                    result = Ok((value, 0, self.now()));
+                }
+                result
+            }
+            other => other,
+        };
+        match attempted {
             Ok((value, _, finished_at)) => {
                 if let Err(error) = self.save(def, index, 0, &value).await {
                     self.end(index, false, None);
@@ -375,6 +439,7 @@ impl RunCx {
                     def,
                     index,
                     iteration,
+                    None,
                     |cx| call(cx, previous.clone()),
                     &validate,
                 )
@@ -471,6 +536,7 @@ impl RunCx {
         def: &'static StepDef,
         index: usize,
         iteration: u32,
+        model_override: Option<&'static str>,
         mut call: F,
         validate: &V,
     ) -> Result<(T, u32, Duration), ChainError>
@@ -482,8 +548,11 @@ impl RunCx {
     {
         let runtime = &self.shared.runtime.inner;
         let retries = def.options.retries.unwrap_or(runtime.retry.retries);
+        let reasks = def.options.reasks.unwrap_or(0);
         let timeout = def.options.timeout.or(runtime.timeout);
         let mut attempt = 0u32;
+        let (mut retried, mut reasked) = (0u32, 0u32);
+        let mut feedback: Option<Arc<str>> = None;
         loop {
             attempt += 1;
             let mut wait_at_least: Option<Duration> = None;
@@ -509,6 +578,8 @@ impl RunCx {
                 key: def.key,
                 attempt,
                 iteration,
+                feedback: feedback.take(),
+                model_override,
             };
             let span = tracing::info_span!(
                 parent: &self.shared.span,
@@ -564,7 +635,22 @@ impl RunCx {
                 ),
             };
             self.attempt_done(index, attempt, iteration, started_at, outcome, None);
-            if retryable && attempt <= retries {
+            // A rejected output is re-asked (its own budget), with the
+            // validator's message for the step; nothing else becomes feedback.
+            if let (FailureKind::Validation { message }, true) = (&kind, reasked < reasks) {
+                reasked += 1;
+                self.shared.record(index, |record| record.reasks += 1);
+                self.shared.emit(|| EventKind::StepReasked {
+                    step: def.name,
+                    index,
+                    attempt,
+                    message: message.clone(),
+                });
+                feedback = Some(Arc::from(message.as_str()));
+                continue;
+            }
+            if retryable && retried < retries {
+                retried += 1;
                 // A provider's Retry-After is a floor under the jittered backoff.
                 let delay = self
                     .backoff(index, attempt)

@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod executor;
 mod ids;
+mod limits;
 mod llm;
 mod looping;
 mod pricing;
@@ -33,6 +34,7 @@ pub use definition::{ArmDef, ChainDef, ChainGraph, RouteDef, StepDef, StepOption
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
 pub use events::{Event, EventKind, EventStream, Observer};
 pub use ids::RunId;
+pub use limits::RunBudget;
 #[cfg(feature = "providers")]
 pub use llm::{Anthropic, ModelConfigError, OpenAiCompatible, model_from_env, model_from_vars};
 pub use llm::{

@@ -135,6 +135,12 @@ pub struct StepRecord {
     pub cost_usd: Option<f64>,
     /// Size of its output serialized as JSON.
     pub output_bytes: Option<u64>,
+    /// Time its model calls waited for the runtime's concurrency or rate limits.
+    pub limit_wait: Duration,
+    /// Re-asks after a validation failure (`reask = N`).
+    pub reasks: u32,
+    /// The fallback that produced the output, if one did: `default` or `model:<name>`.
+    pub fallback: Option<String>,
     /// Every attempt, in order.
     pub attempt_log: Vec<AttemptRecord>,
     /// For a loop step, one record per iteration (empty for other steps).
@@ -155,6 +161,9 @@ impl StepRecord {
             usage: Usage::default(),
             cost_usd: None,
             output_bytes: None,
+            limit_wait: Duration::ZERO,
+            reasks: 0,
+            fallback: None,
             attempt_log: Vec::new(),
             iterations: Vec::new(),
         }
@@ -165,10 +174,10 @@ impl StepRecord {
         Some(self.finished_at?.saturating_sub(self.started_at?))
     }
 
-    /// Time between its last input arriving and its first attempt starting
-    /// (waiting for a concurrency or rate limit).
+    /// Time spent queueing: from its last input arriving to its first attempt,
+    /// plus what its model calls waited for the runtime's limits.
     pub fn queue_time(&self) -> Option<Duration> {
-        Some(self.started_at?.saturating_sub(self.ready_at?))
+        Some(self.started_at?.saturating_sub(self.ready_at?) + self.limit_wait)
     }
 
     /// Whether this step and `other` were running at the same moment.

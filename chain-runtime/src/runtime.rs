@@ -34,6 +34,9 @@ pub(crate) struct RuntimeInner {
     pub(crate) measure_outputs: bool,
     pub(crate) checkpoints: Option<Arc<dyn CheckpointStore>>,
     pub(crate) reask_budget: u32,
+    pub(crate) call_limits: Option<crate::limits::CallLimits>,
+    pub(crate) run_budget: Option<crate::limits::RunBudget>,
+    pub(crate) run_deadline: Option<Duration>,
     history: Mutex<VecDeque<Arc<ExecutionReport>>>,
     history_capacity: usize,
 }
@@ -163,6 +166,10 @@ pub struct RuntimeBuilder {
     history_capacity: usize,
     checkpoints: Option<Arc<dyn CheckpointStore>>,
     reask_budget: u32,
+    max_concurrent_calls: Option<usize>,
+    rate: Option<(u32, Duration)>,
+    run_budget: Option<crate::limits::RunBudget>,
+    run_deadline: Option<Duration>,
 }
 
 impl Default for RuntimeBuilder {
@@ -180,6 +187,10 @@ impl Default for RuntimeBuilder {
             history_capacity: 100,
             checkpoints: None,
             reask_budget: 2,
+            max_concurrent_calls: None,
+            rate: None,
+            run_budget: None,
+            run_deadline: None,
         }
     }
 }
@@ -287,6 +298,37 @@ impl RuntimeBuilder {
         self
     }
 
+    /// At most `n` model calls in flight at once, over every run of this
+    /// runtime (a call waits for a slot; the wait shows as queue time).
+    #[must_use]
+    pub fn max_concurrent_model_calls(mut self, n: usize) -> Self {
+        self.max_concurrent_calls = Some(n.max(1));
+        self
+    }
+
+    /// At most `calls` model calls per `interval`, over every run of this runtime.
+    #[must_use]
+    pub fn rate_limit(mut self, calls: u32, interval: Duration) -> Self {
+        self.rate = Some((calls, interval));
+        self
+    }
+
+    /// A cap on each run's tokens and/or cost (see [`RunBudget`](crate::RunBudget)).
+    #[must_use]
+    pub fn run_budget(mut self, budget: crate::limits::RunBudget) -> Self {
+        self.run_budget = Some(budget);
+        self
+    }
+
+    /// The longest a run may take; past it the run stops with
+    /// [`FailureKind::DeadlineExceeded`](crate::FailureKind::DeadlineExceeded)
+    /// and its steps in flight are cancelled.
+    #[must_use]
+    pub fn run_deadline(mut self, deadline: Duration) -> Self {
+        self.run_deadline = Some(deadline);
+        self
+    }
+
     /// How many times `cx.llm().json(...)` shows the model its invalid JSON
     /// and asks again before failing (default 2).
     #[must_use]
@@ -335,6 +377,16 @@ impl RuntimeBuilder {
                 measure_outputs: self.measure_outputs,
                 checkpoints: self.checkpoints,
                 reask_budget: self.reask_budget,
+                call_limits: (self.max_concurrent_calls.is_some() || self.rate.is_some()).then(
+                    || crate::limits::CallLimits {
+                        concurrent: self.max_concurrent_calls.map(tokio::sync::Semaphore::new),
+                        rate: self.rate.map(|(calls, interval)| {
+                            crate::limits::RateLimiter::new(calls, interval)
+                        }),
+                    },
+                ),
+                run_budget: self.run_budget,
+                run_deadline: self.run_deadline,
                 history: Mutex::new(VecDeque::with_capacity(self.history_capacity.min(1024))),
                 history_capacity: self.history_capacity,
             }),

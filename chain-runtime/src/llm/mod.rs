@@ -316,6 +316,16 @@ pub enum LlmError {
         /// Text received before the failure, if any.
         partial: String,
     },
+    /// The run's budget is spent; the call was not made.
+    #[error("the run's budget of {limit} {what} is spent ({spent} so far); the call was not made")]
+    BudgetExceeded {
+        /// Tokens or US dollars.
+        what: &'static str,
+        /// The cap.
+        limit: f64,
+        /// What the run had spent.
+        spent: f64,
+    },
     /// The provider answered with something that is not its documented format.
     #[error("the provider's response could not be read: {message}")]
     Decode {
@@ -343,6 +353,7 @@ impl LlmError {
             | LlmError::NoScript { .. }
             | LlmError::Refused { .. }
             | LlmError::QuotaExhausted { .. }
+            | LlmError::BudgetExceeded { .. }
             | LlmError::Auth { .. }
             | LlmError::BadRequest { .. } => false,
         }
@@ -381,6 +392,35 @@ impl<'a> Llm<'a> {
             name: self.name.map(str::to_owned),
         })?;
         request.step = Some(self.cx.step());
+        let runtime = &self.cx.runtime().inner;
+        if let Some(budget) = runtime.run_budget {
+            let spent = &self.cx.run.spent;
+            if let Some(max) = budget.max_tokens
+                && spent.tokens() >= max
+            {
+                return Err(LlmError::BudgetExceeded {
+                    what: "tokens",
+                    limit: max as f64,
+                    spent: spent.tokens() as f64,
+                });
+            }
+            if let Some(max) = budget.max_cost_usd
+                && spent.cost_usd() >= max
+            {
+                return Err(LlmError::BudgetExceeded {
+                    what: "US dollars",
+                    limit: max,
+                    spent: spent.cost_usd(),
+                });
+            }
+        }
+        let (_permit, waited) = match &runtime.call_limits {
+            Some(limits) => limits.acquire().await,
+            None => (None, std::time::Duration::ZERO),
+        };
+        if !waited.is_zero() {
+            self.cx.add_limit_wait(waited);
+        }
         // Attributes follow the OpenTelemetry GenAI semantic conventions.
         let span = tracing::info_span!(
             "gen_ai.chat",
@@ -405,6 +445,7 @@ impl<'a> Llm<'a> {
             .prices()
             .and_then(|prices| prices.cost(model.name(), completion.usage));
         self.cx.add_usage(completion.usage, cost);
+        self.cx.run.spent.add(completion.usage.total(), cost);
         Ok(completion)
     }
 

@@ -1,0 +1,112 @@
+//! Runtime-wide limits on model calls (shared by every run of a runtime) and
+//! per-run budgets.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+/// A cap on tokens and/or cost for one run (its sub-chains included). A model
+/// call that would start past the cap fails with
+/// [`LlmError::BudgetExceeded`](crate::LlmError::BudgetExceeded) before it is
+/// made; the overshoot is at most the calls already in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunBudget {
+    /// Most tokens (input + output) the run may use.
+    pub max_tokens: Option<u64>,
+    /// Most US dollars the run may spend (needs a [`PriceTable`](crate::PriceTable)).
+    pub max_cost_usd: Option<f64>,
+}
+
+/// What a run has spent so far; shared with its sub-chains.
+#[derive(Debug, Default)]
+pub(crate) struct Spent {
+    tokens: AtomicU64,
+    /// Micro-dollars.
+    cost: AtomicU64,
+}
+
+impl Spent {
+    pub(crate) fn add(&self, tokens: u64, cost_usd: Option<f64>) {
+        self.tokens.fetch_add(tokens, Ordering::Relaxed);
+        if let Some(cost) = cost_usd {
+            self.cost
+                .fetch_add((cost * 1_000_000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn tokens(&self) -> u64 {
+        self.tokens.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn cost_usd(&self) -> f64 {
+        self.cost.load(Ordering::Relaxed) as f64 / 1_000_000.0
+    }
+}
+
+/// A cap on model calls in flight and on calls per interval.
+#[derive(Debug)]
+pub(crate) struct CallLimits {
+    pub(crate) concurrent: Option<Semaphore>,
+    pub(crate) rate: Option<RateLimiter>,
+}
+
+impl CallLimits {
+    /// Waits for a slot (and a rate token); returns the permit to hold during
+    /// the call and how long the wait was.
+    pub(crate) async fn acquire(&self) -> (Option<SemaphorePermit<'_>>, Duration) {
+        let start = Instant::now();
+        let permit = match &self.concurrent {
+            Some(semaphore) => semaphore.acquire().await.ok(),
+            None => None,
+        };
+        if let Some(rate) = &self.rate {
+            rate.take().await;
+        }
+        (permit, start.elapsed())
+    }
+}
+
+/// A token bucket: `per_interval` calls per `interval`, bursting up to `per_interval`.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    per_interval: f64,
+    interval: Duration,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(per_interval: u32, interval: Duration) -> Self {
+        let per_interval = f64::from(per_interval.max(1));
+        Self {
+            per_interval,
+            interval,
+            state: Mutex::new((per_interval, Instant::now())),
+        }
+    }
+
+    async fn take(&self) {
+        loop {
+            let wait = {
+                let mut state = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let now = Instant::now();
+                let refill = now.saturating_duration_since(state.1).as_secs_f64()
+                    / self.interval.as_secs_f64().max(f64::EPSILON)
+                    * self.per_interval;
+                state.0 = (state.0 + refill).min(self.per_interval);
+                state.1 = now;
+                if state.0 >= 1.0 {
+                    state.0 -= 1.0;
+                    return;
+                }
+                self.interval.mul_f64((1.0 - state.0) / self.per_interval)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
