@@ -496,3 +496,65 @@ async fn chaos_every_run_ends_typed_and_every_token_is_counted() {
         "every completed call's tokens are in a report"
     );
 }
+
+/// A step deadline bounds all attempts and backoff together.
+#[chain]
+async fn patient(q: String) -> String {
+    step!(reply = answer(q), retry = 10, timeout = 2s, deadline = 5s);
+    reply
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_deadline_bounds_all_attempts() {
+    let rt = Runtime::builder()
+        .model(ScriptedModel::new().otherwise(ScriptedReply::hang()))
+        .backoff(MS, MS)
+        .build();
+    let start = Instant::now();
+    let error = patient::run(&rt, patient::Input { q: "q".into() })
+        .await
+        .expect_err("hangs");
+    assert!(
+        matches!(error.kind(), FailureKind::StepDeadline { after } if *after == Duration::from_secs(5)),
+        "{error}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+}
+
+/// A custom retry policy decides delays (here: a fixed delay, two retries at most).
+#[derive(Debug)]
+struct Fixed(Duration);
+
+impl prompt_chain::RetryPolicy for Fixed {
+    fn delay(&self, retry: &prompt_chain::RetryContext<'_>) -> Option<Duration> {
+        (retry.attempt <= 2).then_some(self.0)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_custom_retry_policy_decides_the_delays() {
+    let model = ScriptedModel::new().otherwise(ScriptedReply::error("flaky", true));
+    let rt = Runtime::builder()
+        .model(model.clone())
+        .default_retries(10)
+        .retry_policy(Fixed(Duration::from_secs(3)))
+        .build();
+    let start = Instant::now();
+    let error = helpdesk_plain::run(
+        &rt,
+        helpdesk_plain::Input {
+            question: "q".into(),
+        },
+    )
+    .await
+    .expect_err("always flaky");
+    assert_eq!(error.attempt(), 3, "the policy stopped after two retries");
+    assert_eq!(start.elapsed(), Duration::from_secs(6));
+    assert_eq!(model.calls().len(), 3);
+}
+
+#[chain]
+async fn helpdesk_plain(question: String) -> String {
+    step!(reply = answer(question));
+    reply
+}

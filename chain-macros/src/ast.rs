@@ -119,6 +119,8 @@ pub(crate) struct StepOptions {
     pub(crate) fallback: Option<Path>,
     /// `fallback_model = "name"`.
     pub(crate) fallback_model: Option<String>,
+    /// `deadline = 2m`, in milliseconds.
+    pub(crate) deadline_ms: Option<u64>,
 }
 
 impl RouteDecl {

@@ -690,6 +690,12 @@ fn chain_definition(chain: &Chain) -> TokenStream {
             Some(name) => quote!(::core::option::Option::Some(#name)),
             None => quote!(::core::option::Option::None),
         };
+        let deadline = match step.options.deadline_ms {
+            Some(ms) => {
+                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         let cache = match step.options.cache_ms {
             Some(ms) => {
                 quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
@@ -709,6 +715,7 @@ fn chain_definition(chain: &Chain) -> TokenStream {
                     cache: #cache,
                     reasks: #reasks,
                     fallback_model: #fallback_model,
+                    deadline: #deadline,
                 },
             }
         }

@@ -12,11 +12,12 @@ use crate::ctxt::Ctxt;
 use crate::suggest;
 
 /// The options `step!` accepts.
-const OPTIONS: [&str; 9] = [
+const OPTIONS: [&str; 10] = [
     "validate",
     "retry",
     "reask",
     "timeout",
+    "deadline",
     "fallback",
     "fallback_model",
     "until",
@@ -625,6 +626,14 @@ fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptions {
                 _ => cx.error_spanned_by(
                     value,
                     "`max` takes the most iterations the loop runs, such as `max = 3`",
+                ),
+            },
+            "deadline" => match int_literal(&value).and_then(|(lit, unit)| duration_ms(lit, unit)) {
+                Some(Ok(ms)) => options.deadline_ms = Some(ms),
+                Some(Err(error)) => cx.syn_error(error),
+                None => cx.error_spanned_by(
+                    value,
+                    "`deadline` takes the longest the step may take over all attempts, with its unit: `45s`, `2m`",
                 ),
             },
             "cache" => match int_literal(&value).and_then(|(lit, unit)| duration_ms(lit, unit)) {

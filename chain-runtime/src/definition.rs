@@ -71,6 +71,8 @@ pub struct StepOptions {
     pub reasks: Option<u32>,
     /// `fallback_model = "name"`: answer with this named model once the retries are spent.
     pub fallback_model: Option<&'static str>,
+    /// `deadline = 2m`: the longest the step may take over all its attempts and backoff.
+    pub deadline: Option<Duration>,
 }
 
 impl ChainDef {

@@ -157,6 +157,12 @@ pub enum FailureKind {
         /// The fingerprint of the chain now.
         current: u64,
     },
+    /// The step went past its `deadline` (all attempts and backoff together).
+    #[error("the step went past its deadline of {after:?} over all its attempts")]
+    StepDeadline {
+        /// The deadline.
+        after: Duration,
+    },
     /// The run went past the runtime's `run_deadline`; its steps in flight were cancelled.
     #[error("the run went past its deadline of {after:?}")]
     DeadlineExceeded {
@@ -176,7 +182,9 @@ impl FailureKind {
     pub fn is_retryable(&self) -> bool {
         match self {
             FailureKind::Failed { retryable, .. } => *retryable,
-            FailureKind::TimedOut { .. } | FailureKind::DeadlineExceeded { .. } => true,
+            FailureKind::TimedOut { .. }
+            | FailureKind::StepDeadline { .. }
+            | FailureKind::DeadlineExceeded { .. } => true,
             FailureKind::Validation { .. }
             | FailureKind::Panicked { .. }
             | FailureKind::Checkpoint(_)

@@ -24,6 +24,7 @@ use crate::looping::{Loop, LoopStop};
 use crate::report::{
     AttemptOutcome, AttemptRecord, ExecutionReport, IterationRecord, Outcome, RunStatus, StepStatus,
 };
+use crate::retry::RetryContext;
 use crate::runtime::Runtime;
 use crate::slot::Slot;
 use crate::validate::StepOutput;
@@ -326,10 +327,23 @@ impl RunCx {
                 return Ok(value);
             }
         }
-        let attempted = match self
-            .attempts(def, index, 1, None, &mut call, &validate)
-            .await
-        {
+        let first = self.attempts(def, index, 1, None, &mut call, &validate);
+        let first = match def.options.deadline {
+            Some(after) => tokio::time::timeout(after, first)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ChainError::step_failed(
+                        self.shared.chain.name,
+                        def.name,
+                        def.key,
+                        index,
+                        0,
+                        FailureKind::StepDeadline { after },
+                    ))
+                }),
+            None => first.await,
+        };
+        let attempted = match first {
             Err(error)
                 if !matches!(
                     error.kind(),
@@ -552,6 +566,7 @@ impl RunCx {
         let timeout = def.options.timeout.or(runtime.timeout);
         let mut attempt = 0u32;
         let (mut retried, mut reasked) = (0u32, 0u32);
+        let mut waited = Duration::ZERO;
         let mut feedback: Option<Arc<str>> = None;
         loop {
             attempt += 1;
@@ -649,12 +664,21 @@ impl RunCx {
                 feedback = Some(Arc::from(message.as_str()));
                 continue;
             }
-            if retryable && retried < retries {
+            let delay = (retryable && retried < retries)
+                .then(|| {
+                    runtime.retry.policy.delay(&RetryContext {
+                        step: def.name,
+                        attempt,
+                        failure: &kind,
+                        retry_after: wait_at_least,
+                        waited,
+                        jitter: self.jitter(index, attempt),
+                    })
+                })
+                .flatten();
+            if let Some(delay) = delay {
                 retried += 1;
-                // A provider's Retry-After is a floor under the jittered backoff.
-                let delay = self
-                    .backoff(index, attempt)
-                    .max(wait_at_least.unwrap_or_default());
+                waited += delay;
                 tracing::warn!(
                     parent: &self.shared.span,
                     step = def.name,
@@ -751,17 +775,10 @@ impl RunCx {
         hooks.iter().try_for_each(|hook| hook.validate(&output))
     }
 
-    /// Full jitter: uniform in `[0, min(max, base · 2^(attempt-1))]`, seeded by
-    /// run, step and attempt so a run's delays are reproducible.
-    fn backoff(&self, index: usize, attempt: u32) -> Duration {
-        let retry = self.shared.runtime.inner.retry;
-        let exp = retry
-            .base_delay
-            .saturating_mul(1u32 << (attempt - 1).min(20))
-            .min(retry.max_delay);
+    /// A uniform number in `[0, 1)` seeded by run, step and attempt.
+    fn jitter(&self, index: usize, attempt: u32) -> f64 {
         let seed = self.shared.id.as_u64() ^ ((index as u64) << 32) ^ u64::from(attempt);
-        let fraction = (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64;
-        exp.mul_f64(fraction)
+        (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Records that route `index` took arm `arm`; the steps of every other arm

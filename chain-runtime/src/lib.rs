@@ -17,6 +17,7 @@ mod llm;
 mod looping;
 mod pricing;
 mod report;
+mod retry;
 mod runtime;
 mod slot;
 #[cfg(feature = "sqlite")]
@@ -47,6 +48,7 @@ pub use report::{
     AttemptOutcome, AttemptRecord, ExecutionReport, IterationRecord, Outcome, RouteRecord,
     RunStatus, StepRecord, StepStatus,
 };
+pub use retry::{Backoff, RetryContext, RetryPolicy};
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use schemars;
 #[cfg(feature = "sqlite")]

@@ -42,19 +42,25 @@ pub(crate) struct RuntimeInner {
 }
 
 /// Retry defaults for steps that say nothing else.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct RetryDefaults {
     pub(crate) retries: u32,
-    pub(crate) base_delay: Duration,
-    pub(crate) max_delay: Duration,
+    pub(crate) policy: Arc<dyn crate::retry::RetryPolicy>,
+}
+
+impl fmt::Debug for RetryDefaults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryDefaults")
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RetryDefaults {
     fn default() -> Self {
         Self {
             retries: 0,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
+            policy: Arc::new(crate::retry::Backoff::default()),
         }
     }
 }
@@ -244,11 +250,22 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Backoff between retries: full jitter over `base · 2^(attempt-1)`, capped at `max`.
+    /// Backoff between retries: full jitter over `base · 2^(attempt-1)`, each
+    /// delay capped at `max`, at most a minute of backoff per step (see [`Backoff`](crate::Backoff)).
     #[must_use]
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.retry.base_delay = base;
-        self.retry.max_delay = max;
+        self.retry.policy = Arc::new(crate::retry::Backoff {
+            base,
+            max_delay: max,
+            ..crate::retry::Backoff::default()
+        });
+        self
+    }
+
+    /// The policy deciding retry delays (default [`Backoff`](crate::Backoff)).
+    #[must_use]
+    pub fn retry_policy(mut self, policy: impl crate::retry::RetryPolicy) -> Self {
+        self.retry.policy = Arc::new(policy);
         self
     }
 
