@@ -558,3 +558,39 @@ async fn helpdesk_plain(question: String) -> String {
     step!(reply = answer(question));
     reply
 }
+
+#[tokio::test]
+async fn a_cost_budget_stops_the_next_call_too() {
+    let model = ScriptedModel::new()
+        .named("priced")
+        .otherwise("an answer of some length");
+    let rt = Runtime::builder()
+        .model(model.clone())
+        .prices(prompt_chain::PriceTable::new().model("priced", 1_000.0, 1_000.0))
+        .run_budget(RunBudget {
+            max_tokens: None,
+            max_cost_usd: Some(0.001),
+        })
+        .build();
+    let error = two_questions::run(
+        &rt,
+        two_questions::Input {
+            first: "q1".into(),
+            second: "q2".into(),
+        },
+    )
+    .await
+    .expect_err("the first call costs more than the budget");
+    let source = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<LlmError>());
+    assert!(
+        matches!(
+            source,
+            Some(LlmError::BudgetExceeded {
+                what: "US dollars",
+                ..
+            })
+        ),
+        "{error}"
+    );
+    assert_eq!(model.calls().len(), 1);
+}

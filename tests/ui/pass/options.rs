@@ -54,3 +54,15 @@ async fn views(text: String) -> prompt_chain::Loop<String> {
     step!(grown = analyze(checked), until = done, max = 2, validate = short_enough);
     grown
 }
+
+// Policies: re-ask, fallbacks, a step deadline, a cache.
+fn fallback_text() -> String {
+    "default".to_owned()
+}
+
+#[chain]
+async fn policies(text: String) -> String {
+    step!(a = analyze(text), validate = short_enough, reask = 2, retry = 3, timeout = 10s, deadline = 1m);
+    step!(b = analyze(a), fallback = fallback_text, fallback_model = "fast", cache = 1h);
+    b
+}
