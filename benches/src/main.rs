@@ -404,6 +404,21 @@ fn main() {
             });
         }
         Some("compile-time") => compile_time::run(),
+        Some("sizes") => {
+            let rt = Runtime::default();
+            let review = review_llm::run(
+                &rt,
+                review_llm::Input {
+                    diff: String::new(),
+                },
+            );
+            let five = seq5::run(&rt, seq5::Input { n0: 1 });
+            println!(
+                "future sizes: code-review chain {} bytes, 5-step chain {} bytes",
+                std::mem::size_of_val(&review),
+                std::mem::size_of_val(&five)
+            );
+        }
         Some("profile") => {
             // A fixed workload for `valgrind --tool=callgrind`: N runs of the 50-step chain.
             let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200);

@@ -471,7 +471,7 @@ fn execute_body(chain: &Chain, graph: &Graph) -> TokenStream {
         };
         #(#input_slots)*
         #(#step_slots)*
-        let __chain_joined = __chain_run.guard(async #join).await;
+        let __chain_joined = #join;
         match __chain_joined {
             ::core::result::Result::Ok(()) => {
                 #(#takes)*
@@ -508,10 +508,17 @@ fn scope_join(chain: &Chain, graph: &Graph, scope: Option<ArmRef>) -> TokenStrea
         };
         quote_spanned!(span=> #branch as ::prompt_chain::__private::Branch<'_>)
     });
+    // The run's deadline is checked by the top-level join itself, so the run's
+    // state never moves into a wrapper future.
+    let join = if scope.is_none() {
+        quote!(::prompt_chain::__private::join_steps_within([#(#casts),*], __chain_run.deadline()))
+    } else {
+        quote!(::prompt_chain::__private::join_steps([#(#casts),*]))
+    };
     quote! {
         {
             #(#branches)*
-            ::prompt_chain::__private::join_steps([#(#casts),*]).await
+            #join.await
         }
     }
 }

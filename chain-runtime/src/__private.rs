@@ -3,7 +3,7 @@
 
 pub use crate::events::EventSink;
 pub use crate::executor::{ContextValue, RunCx, with_completed};
-pub use crate::slot::{Branch, Slot, join_steps};
+pub use crate::slot::{Branch, RunDeadline, Slot, join_steps, join_steps_within};
 pub use serde;
 
 /// How a step parameter is taken from a key's value: by reference (`&T`), as a

@@ -159,6 +159,9 @@ impl RunCx {
         index: usize,
         iteration: u32,
     ) -> Result<Option<T>, ChainError> {
+        if self.shared.runtime.inner.checkpoints.is_none() {
+            return Ok(None);
+        }
         let restored = self
             .shared
             .restored
@@ -229,23 +232,14 @@ impl RunCx {
         });
     }
 
-    /// Runs the run's steps under the runtime's deadline, if it has one.
-    pub async fn guard<F: Future<Output = Result<(), ChainError>>>(
-        &self,
-        steps: F,
-    ) -> Result<(), ChainError> {
-        match self.shared.runtime.inner.run_deadline {
-            Some(after) => {
-                let left = after.saturating_sub(self.now());
-                tokio::time::timeout(left, steps).await.unwrap_or_else(|_| {
-                    Err(ChainError::run_failed(
-                        self.shared.chain.name,
-                        FailureKind::DeadlineExceeded { after },
-                    ))
-                })
-            }
-            None => steps.await,
-        }
+    /// The run's deadline, for the top-level join, if the runtime sets one.
+    pub fn deadline(&self) -> Option<crate::slot::RunDeadline> {
+        let after = self.shared.runtime.inner.run_deadline?;
+        Some(crate::slot::RunDeadline {
+            sleep: Box::pin(tokio::time::sleep(after.saturating_sub(self.now()))),
+            chain: self.shared.chain.name,
+            after,
+        })
     }
 
     /// Marks a step done without running it (restored or cached).
@@ -327,21 +321,30 @@ impl RunCx {
                 return Ok(value);
             }
         }
-        let first = self.attempts(def, index, 1, None, &mut call, &validate);
+        // Each arm builds its future in place: binding a step's whole state to
+        // a variable first would copy it once per step.
         let first = match def.options.deadline {
-            Some(after) => tokio::time::timeout(after, first)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ChainError::step_failed(
-                        self.shared.chain.name,
-                        def.name,
-                        def.key,
-                        index,
-                        0,
-                        FailureKind::StepDeadline { after },
-                    ))
-                }),
-            None => first.await,
+            // Boxed: most steps have no deadline, and the timer would make
+            // every step's future (so every run in flight) larger.
+            Some(after) => Box::pin(tokio::time::timeout(
+                after,
+                self.attempts(def, index, 1, None, &mut call, &validate),
+            ))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ChainError::step_failed(
+                    self.shared.chain.name,
+                    def.name,
+                    def.key,
+                    index,
+                    0,
+                    FailureKind::StepDeadline { after },
+                ))
+            }),
+            None => {
+                self.attempts(def, index, 1, None, &mut call, &validate)
+                    .await
+            }
         };
         let attempted = match first {
             Err(error)

@@ -130,9 +130,36 @@ pub type Branch<'a> = Pin<&'a mut (dyn Future<Output = Result<(), ChainError>> +
 /// step, cancelling them.
 #[doc(hidden)]
 pub fn join_steps<const N: usize>(branches: [Branch<'_>; N]) -> JoinSteps<'_, N> {
+    join_steps_within(branches, None)
+}
+
+/// [`join_steps`], failing the run when `deadline` passes first.
+#[doc(hidden)]
+pub fn join_steps_within<const N: usize>(
+    branches: [Branch<'_>; N],
+    deadline: Option<RunDeadline>,
+) -> JoinSteps<'_, N> {
     JoinSteps {
         branches,
         done: [false; N],
+        deadline,
+    }
+}
+
+/// A run's deadline, checked by the top-level join (no extra future layer,
+/// so the run's state is never moved).
+#[doc(hidden)]
+pub struct RunDeadline {
+    pub(crate) sleep: Pin<Box<tokio::time::Sleep>>,
+    pub(crate) chain: &'static str,
+    pub(crate) after: std::time::Duration,
+}
+
+impl std::fmt::Debug for RunDeadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunDeadline")
+            .field("after", &self.after)
+            .finish()
     }
 }
 
@@ -141,6 +168,7 @@ pub fn join_steps<const N: usize>(branches: [Branch<'_>; N]) -> JoinSteps<'_, N>
 pub struct JoinSteps<'a, const N: usize> {
     branches: [Branch<'a>; N],
     done: [bool; N],
+    deadline: Option<RunDeadline>,
 }
 
 impl<const N: usize> std::fmt::Debug for JoinSteps<'_, N> {
@@ -156,6 +184,16 @@ impl<const N: usize> Future for JoinSteps<'_, N> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        if let Some(deadline) = &mut this.deadline
+            && deadline.sleep.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(ChainError::run_failed(
+                deadline.chain,
+                crate::error::FailureKind::DeadlineExceeded {
+                    after: deadline.after,
+                },
+            )));
+        }
         loop {
             let mut progressed = false;
             let mut pending = 0usize;
