@@ -283,7 +283,7 @@ impl RunCx {
         inputs: Option<u64>,
         mut call: F,
         validate: V,
-        mut fallback: Option<D>,
+        fallback: Option<D>,
     ) -> Result<T, ChainError>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -293,6 +293,47 @@ impl RunCx {
         V: Fn(&T) -> Result<(), String>,
     {
         let def = self.step_def(index)?;
+        // Checkpoints, caches, fallbacks and deadlines take the full path,
+        // boxed: their state would otherwise enlarge every step of every run.
+        let light = self.shared.runtime.inner.checkpoints.is_none()
+            && fallback.is_none()
+            && def.options.fallback_model.is_none()
+            && def.options.deadline.is_none();
+        if !light {
+            return Box::pin(self.step_full(def, index, inputs, call, validate, fallback)).await;
+        }
+        match self
+            .attempts(def, index, 1, None, &mut call, &validate)
+            .await
+        {
+            Ok((value, _, finished_at)) => {
+                self.end(index, true, Some(finished_at));
+                Ok(value)
+            }
+            Err(error) => {
+                self.end(index, false, None);
+                Err(error)
+            }
+        }
+    }
+
+    /// [`RunCx::step`] with restore, cache, save, deadline and fallbacks.
+    async fn step_full<T, F, Fut, V, D>(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        inputs: Option<u64>,
+        mut call: F,
+        validate: V,
+        mut fallback: Option<D>,
+    ) -> Result<T, ChainError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        D: FnOnce() -> T,
+        F: FnMut(StepCx) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
         if let Some(value) = self.restore::<T>(def, index, 0)? {
             self.skip_run(index, StepStatus::Restored);
             return Ok(value);
@@ -697,7 +738,8 @@ impl RunCx {
                     delay,
                     error: kind.to_string(),
                 });
-                tokio::time::sleep(delay).await;
+                // Boxed: a retry is the cold path; an inline timer would enlarge every step.
+                Box::pin(tokio::time::sleep(delay)).await;
                 continue;
             }
             tracing::warn!(
@@ -969,7 +1011,7 @@ where
         },
     );
     match timeout {
-        Some(after) => tokio::time::timeout(after, guarded)
+        Some(after) => Box::pin(tokio::time::timeout(after, guarded))
             .await
             .unwrap_or(Err(AttemptError::TimedOut(after))),
         None => guarded.await,

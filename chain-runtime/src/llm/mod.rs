@@ -415,7 +415,8 @@ impl<'a> Llm<'a> {
             }
         }
         let (_permit, waited) = match &runtime.call_limits {
-            Some(limits) => limits.acquire().await,
+            // Boxed: only runtimes with limits pay for the waiting state.
+            Some(limits) => Box::pin(limits.acquire()).await,
             None => (None, std::time::Duration::ZERO),
         };
         if !waited.is_zero() {
