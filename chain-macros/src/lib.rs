@@ -1,7 +1,7 @@
 //! Procedural macros of prompt-chain: `#[step]` and `#[chain]`.
 //!
 //! Use them through the `prompt-chain` crate. The entry points only hand the
-//! tokens to [`expand`], which runs the three stages: parsing builds a plain
+//! tokens to `expand`, which runs the three stages: parsing builds a plain
 //! model of the chain (`ast`), analysis builds its graph and collects every
 //! error (`graph`, `valid`), expansion prints code (`expand`).
 
