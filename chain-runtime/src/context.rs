@@ -4,14 +4,14 @@
 use std::any::type_name;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::definition::ChainDef;
 use crate::error::StepError;
 use crate::events::{Event, EventKind, EventSink};
-use crate::ids::RunId;
+use crate::ids::{RunId, unix_ms};
 use crate::llm::{Llm, Usage};
 use crate::pricing::add_cost;
 use crate::report::{RouteRecord, StepRecord};
@@ -164,12 +164,6 @@ impl RunShared {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         records.get_mut(index).map(update)
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The context a step runs in: its run, its name, its attempt, the models and

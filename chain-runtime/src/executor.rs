@@ -19,7 +19,7 @@ use crate::context::{RunOptions, RunShared, StepCx};
 use crate::definition::{ChainDef, StepDef};
 use crate::error::{ChainError, FailureKind, StepResult};
 use crate::events::EventKind;
-use crate::ids::splitmix64;
+use crate::ids::{splitmix64, unix_ms};
 use crate::looping::{Loop, LoopStop};
 use crate::report::{
     AttemptOutcome, AttemptRecord, ExecutionReport, IterationRecord, Outcome, RunStatus, StepStatus,
@@ -1043,12 +1043,6 @@ impl<T: Serialize> ContextValue for Slot<T> {
                 .unwrap_or_else(|error| Value::String(format!("(not serializable: {error})"))),
         )
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Reads a stored run's input; any problem becomes a failed outcome.

@@ -31,7 +31,7 @@ impl<T> Slot<crate::Loop<T>> {
         &self,
         hook: impl Fn(&T) -> Result<(), E>,
     ) -> impl Fn(&T) -> Result<(), String> {
-        move |value| hook(value).map_err(|error| error.to_string())
+        message_of(hook)
     }
 }
 
@@ -41,8 +41,15 @@ impl<T> Slot<T> {
         &self,
         hook: impl Fn(&T) -> Result<(), E>,
     ) -> impl Fn(&T) -> Result<(), String> {
-        move |value| hook(value).map_err(|error| error.to_string())
+        message_of(hook)
     }
+}
+
+/// A validation hook with its rejection turned into the message steps see.
+fn message_of<T, E: std::fmt::Display>(
+    hook: impl Fn(&T) -> Result<(), E>,
+) -> impl Fn(&T) -> Result<(), String> {
+    move |value| hook(value).map_err(|error| error.to_string())
 }
 
 impl<T> Default for Slot<T> {
