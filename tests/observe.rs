@@ -8,47 +8,13 @@ use prompt_chain::prelude::*;
 use prompt_chain::{
     AttemptOutcome, Event, EventKind, PriceTable, RunStatus, ScriptedReply, StepStatus,
 };
-use serde::{Deserialize, Serialize};
 
 const MS: Duration = Duration::from_millis(1);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    Question,
-    Complaint,
-}
+#[path = "support/desk.rs"]
+mod desk_chain;
 
-#[step]
-async fn classify(cx: &StepCx, text: &str) -> StepResult<Kind> {
-    Ok(cx.llm().json(format!("classify: {text}")).await?)
-}
-
-#[step]
-async fn answer(cx: &StepCx, text: &str) -> StepResult<String> {
-    Ok(cx.llm().text(format!("answer: {text}")).await?)
-}
-
-#[step]
-async fn apologize(cx: &StepCx, text: &str) -> StepResult<String> {
-    Ok(cx.llm().text(format!("apologize: {text}")).await?)
-}
-
-#[step]
-async fn publish(cx: &StepCx, reply: &str) -> StepResult<String> {
-    Ok(cx.llm().text(format!("publish: {reply}")).await?)
-}
-
-#[chain]
-async fn desk(text: String) -> String {
-    step!(kind = classify(text));
-    route!(kind {
-        Kind::Question => step!(reply = answer(text)),
-        Kind::Complaint => step!(reply = apologize(text)),
-    });
-    step!(published = publish(reply), retry = 1);
-    published
-}
+use desk_chain::{desk, model};
 
 /// Events as short labels, to compare sequences.
 fn label(event: &Event) -> String {
@@ -77,16 +43,6 @@ fn recorder() -> (
     (events, move |event: &Event| {
         sink.lock().expect("lock").push(event.clone())
     })
-}
-
-fn model(publish: ScriptedReply) -> ScriptedModel {
-    ScriptedModel::new()
-        .on_step(
-            "classify",
-            ScriptedReply::text("\"complaint\"").after(MS * 100),
-        )
-        .on_step("apologize", ScriptedReply::text("sorry").after(MS * 200))
-        .on_step("publish", publish)
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,54 +3,14 @@
 //! running without a subscriber on another thread could turn these off.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use prompt_chain::ScriptedReply;
 use prompt_chain::prelude::*;
-use serde::{Deserialize, Serialize};
 
-const MS: Duration = Duration::from_millis(1);
+#[path = "support/desk.rs"]
+mod desk_chain;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    Question,
-    Complaint,
-}
-
-#[step]
-async fn classify(cx: &StepCx, text: &str) -> StepResult<Kind> {
-    Ok(cx.llm().json(format!("classify: {text}")).await?)
-}
-
-#[step]
-async fn answer(cx: &StepCx, text: &str) -> StepResult<String> {
-    Ok(cx.llm().text(format!("answer: {text}")).await?)
-}
-
-#[step]
-async fn apologize(cx: &StepCx, text: &str) -> StepResult<String> {
-    Ok(cx.llm().text(format!("apologize: {text}")).await?)
-}
-
-#[chain]
-async fn desk(text: String) -> String {
-    step!(kind = classify(text));
-    route!(kind {
-        Kind::Question => step!(reply = answer(text)),
-        Kind::Complaint => step!(reply = apologize(text)),
-    });
-    reply
-}
-
-fn model(_unused: ScriptedReply) -> ScriptedModel {
-    ScriptedModel::new()
-        .on_step(
-            "classify",
-            ScriptedReply::text("\"complaint\"").after(MS * 100),
-        )
-        .on_step("apologize", ScriptedReply::text("sorry").after(MS * 200))
-}
+use desk_chain::{desk, model};
 
 /// Spans for the run, each step attempt and each model call, with the
 /// OpenTelemetry GenAI attribute names.
