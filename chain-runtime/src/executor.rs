@@ -879,7 +879,7 @@ impl RunCx {
 
     /// Builds the report, records it in the runtime's history and sends the
     /// run's last event.
-    fn end_run(&mut self, status: RunStatus) -> ExecutionReport {
+    fn end_run(&mut self, status: RunStatus) -> Arc<ExecutionReport> {
         self.ended = true;
         // The run is over: its records move into the report. (A step that
         // spawned a task holding its `StepCx` can still count tokens, into
@@ -898,7 +898,7 @@ impl RunCx {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let report = ExecutionReport::new(
+        let report = Arc::new(ExecutionReport::new(
             self.shared.id,
             self.shared.parent,
             self.shared.chain.name,
@@ -906,7 +906,7 @@ impl RunCx {
             self.now(),
             steps,
             routes,
-        );
+        ));
         tracing::info!(
             parent: &self.shared.span,
             status = ?status,

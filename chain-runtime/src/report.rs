@@ -15,8 +15,9 @@ use crate::pricing::add_cost;
 pub struct Outcome<O> {
     /// The chain's outputs (every key), or the error that stopped the run.
     pub result: Result<O, ChainError>,
-    /// What happened during the run, success or failure.
-    pub report: ExecutionReport,
+    /// What happened during the run, success or failure (the same report the
+    /// runtime's history keeps, shared rather than copied).
+    pub report: std::sync::Arc<ExecutionReport>,
 }
 
 /// How a run ended.
@@ -344,6 +345,12 @@ fn millis(duration: Option<Duration>) -> String {
         || "-".to_owned(),
         |d| format!("{:.1}", d.as_secs_f64() * 1000.0),
     )
+}
+
+impl AsRef<ExecutionReport> for ExecutionReport {
+    fn as_ref(&self) -> &ExecutionReport {
+        self
+    }
 }
 
 impl fmt::Display for ExecutionReport {

@@ -105,7 +105,7 @@ impl Runtime {
     }
 
     /// Keeps a finished run's report in the history.
-    pub(crate) fn remember(&self, report: &ExecutionReport) {
+    pub(crate) fn remember(&self, report: &Arc<ExecutionReport>) {
         if self.inner.history_capacity == 0 {
             return;
         }
@@ -117,7 +117,7 @@ impl Runtime {
         if history.len() == self.inner.history_capacity {
             history.pop_front();
         }
-        history.push_back(Arc::new(report.clone()));
+        history.push_back(Arc::clone(report));
     }
 
     /// The price table, if one was set.

@@ -145,7 +145,7 @@ h2{font-size:16px;margin:28px 0 4px}p{margin:2px 0 10px;color:#616161}\
 .legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border-radius:2px}";
 
 /// A self-contained HTML page with the timeline of each report.
-pub fn html_timeline<'a>(reports: impl IntoIterator<Item = &'a ExecutionReport>) -> String {
+pub fn html_timeline<R: AsRef<ExecutionReport>>(reports: impl IntoIterator<Item = R>) -> String {
     let mut out = format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>prompt-chain run timeline</title><style>{STYLE}</style></head><body>\n<h1>Run timeline</h1>\n<p class=\"legend\">"
     );
@@ -164,6 +164,7 @@ pub fn html_timeline<'a>(reports: impl IntoIterator<Item = &'a ExecutionReport>)
     }
     out.push_str("<span><i style=\"background:#9e9e9e\"></i>cancelled</span><span><i style=\"background:#1565c0\"></i>route decision</span></p>\n");
     for report in reports {
+        let report = report.as_ref();
         let routes: Vec<String> = report
             .routes
             .iter()
