@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use prompt_chain::prelude::*;
+use prompt_chain::{Outcome, llm::ScriptedReply};
 use serde::{Deserialize, Serialize};
 
 /// What the customer said, structured.

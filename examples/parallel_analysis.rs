@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use prompt_chain::Outcome;
+use prompt_chain::llm::ScriptedReply;
 use prompt_chain::prelude::*;
 use serde::{Deserialize, Serialize};
 

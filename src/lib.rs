@@ -46,8 +46,37 @@
 //! See the README for the `step!` grammar, the compile-time checks and the
 //! examples.
 
+//! ## Where things are
+//!
+//! - At the root: what a chain author writes — the macros, [`StepCx`],
+//!   [`StepResult`], [`StepError`], [`Runtime`], [`ChainError`], [`Loop`],
+//!   [`RunId`], [`Outcome`]. [`prelude`] imports the everyday part of it.
+//! - [`llm`]: models, requests, completions, usage and prices, [`llm::LlmError`],
+//!   the offline [`llm::ScriptedModel`], and the HTTP providers (feature `providers`).
+//! - [`store`]: checkpoint stores for durable runs ([`store::MemoryStore`], and
+//!   `SqliteStore` with feature `sqlite`).
+//! - [`report`]: what a run did ([`report::ExecutionReport`]) and HTML timelines.
+//! - [`events`]: what happens as it happens ([`events::Event`], observers, streams).
+//! - [`policy`]: retry policies, run budgets, runtime-wide validation hooks.
+//! - [`definition`]: a chain's declaration as data, and its Mermaid/DOT graph.
+//!
+//! ## Features
+//!
+//! `sqlite` (the embedded store), `providers` (OpenAI-compatible and
+//! Anthropic clients over HTTPS) and `structured` (`structured::<T>()` with
+//! schemars) are on by default; `otel` (OpenTelemetry export) is off. With
+//! `default-features = false` a crate gets the macros, the executor, the
+//! scripted model and the memory store: nothing that opens a socket or
+//! compiles C.
+
 pub use prompt_chain_macros::{chain, prompt, step};
-pub use prompt_chain_runtime::*;
+#[cfg(feature = "structured")]
+pub use prompt_chain_runtime::schemars;
+pub use prompt_chain_runtime::{
+    BoxError, ChainError, FailureKind, Llm, Loop, LoopStop, Outcome, RunId, Runtime,
+    RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, events, llm, policy, report,
+    store,
+};
 
 #[doc(hidden)]
 pub use prompt_chain_runtime::__private;
@@ -77,11 +106,12 @@ pub mod otel {
     }
 }
 
-/// Everything a chain definition usually needs.
+/// What writing and running a chain needs: the macros, the step context
+/// and result, the runtime, the errors, loops and the offline scripted model.
 pub mod prelude {
+    pub use crate::llm::ScriptedModel;
     pub use crate::{
-        ChainError, Event, EventKind, ExecutionReport, LanguageModel, Loop, Outcome, Runtime,
-        ScriptedModel, ScriptedReply, Step, StepCx, StepError, StepResult, chain, prompt, step,
+        ChainError, Loop, Runtime, StepCx, StepError, StepResult, chain, prompt, step,
     };
 }
 
@@ -89,3 +119,11 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// Paths the macros' expansion still names at the root (moved into modules).
+#[doc(hidden)]
+pub use prompt_chain_runtime::{
+    __private::RunOptions,
+    definition::{ArmDef, ChainDef, ChainGraph, RouteDef, StepDef, StepOptions},
+    events::EventStream,
+};

@@ -14,7 +14,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prompt_chain::prelude::*;
-use prompt_chain::{MemoryStore, RunId, SqliteStore};
+use prompt_chain::{
+    RunId,
+    store::{MemoryStore, SqliteStore},
+};
 use serde::{Deserialize, Serialize};
 
 /// Where a step records that it ran, and which process it ran in.

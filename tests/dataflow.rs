@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use prompt_chain::Step;
 use prompt_chain::prelude::*;
-use prompt_chain::{FailureKind, ScriptedReply, StepStatus};
+use prompt_chain::{FailureKind, llm::ScriptedReply, report::StepStatus};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -260,7 +261,7 @@ async fn runtime_wide_hooks_see_every_output() {
     let model = ScriptedModel::new().on_step("extract", r#"{"files": ["a.rs", "secret.key"]}"#);
     let rt = Runtime::builder()
         .model(model)
-        .validator(move |output: &prompt_chain::StepOutput<'_>| {
+        .validator(move |output: &prompt_chain::policy::StepOutput<'_>| {
             log.lock().expect("lock").push(output.key().to_owned());
             match output.downcast_ref::<Changes>() {
                 Some(changes) if changes.files.iter().any(|f| f.ends_with(".key")) => {
@@ -687,7 +688,7 @@ async fn permanent_errors_inside_sub_chains_are_not_retried() {
 #[step]
 async fn limited(cx: &StepCx, topic: &str) -> StepResult<String> {
     if cx.attempt() == 1 {
-        return Err(prompt_chain::LlmError::RateLimited {
+        return Err(prompt_chain::llm::LlmError::RateLimited {
             status: 429,
             retry_after: Some(Duration::from_secs(2)),
             body: String::new(),

@@ -7,8 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use prompt_chain::prelude::*;
 use prompt_chain::{
-    BoxFuture, CheckpointStore, FailureKind, MemoryStore, NewRun, RunId, RunStatus, SavedRun,
-    SqliteStore, StepStatus, StoreError, StoredStatus,
+    FailureKind, RunId,
+    llm::BoxFuture,
+    report::{RunStatus, StepStatus},
+    store::{
+        CheckpointStore, MemoryStore, NewRun, SavedRun, SqliteStore, StoreError, StoredStatus,
+    },
 };
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use prompt_chain::{RunStatus, StepStatus};
+use prompt_chain::report::{RunStatus, StepStatus};
 use serde_json::Value;
 
 #[allow(dead_code, private_interfaces)]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use prompt_chain::prelude::*;
-use prompt_chain::{Loop, LoopStop, ScriptedReply};
+use prompt_chain::{Loop, LoopStop, llm::ScriptedReply};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

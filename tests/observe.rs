@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use prompt_chain::prelude::*;
 use prompt_chain::{
-    AttemptOutcome, Event, EventKind, PriceTable, RunStatus, ScriptedReply, StepStatus,
+    events::{Event, EventKind},
+    llm::{PriceTable, ScriptedReply},
+    report::{AttemptOutcome, RunStatus, StepStatus},
 };
 
 const MS: Duration = Duration::from_millis(1);

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use prompt_chain::prelude::*;
 use prompt_chain::{
-    BoxFuture, ChatRequest, Completion, FailureKind, FinishReason, LlmError, RunBudget, Usage,
+    FailureKind,
+    llm::{BoxFuture, ChatRequest, Completion, FinishReason, LlmError, Usage},
+    policy::RunBudget,
 };
+use prompt_chain::llm::ScriptedReply;
 use tokio::time::Instant;
 
 const MS: Duration = Duration::from_millis(1);
@@ -143,8 +146,8 @@ async fn fallbacks_answer_when_retries_are_spent() {
                 .named("backup")
                 .otherwise("from the backup model"),
         )
-        .observer(move |event: &prompt_chain::Event| {
-            if let prompt_chain::EventKind::StepFallback { fallback, .. } = &event.kind {
+        .observer(move |event: &prompt_chain::events::Event| {
+            if let prompt_chain::events::EventKind::StepFallback { fallback, .. } = &event.kind {
                 log.lock().expect("lock").push(fallback.clone());
             }
         })
@@ -251,7 +254,7 @@ struct Gauge {
 #[derive(Debug, Clone)]
 struct GaugedModel(Arc<Gauge>);
 
-impl prompt_chain::LanguageModel for GaugedModel {
+impl prompt_chain::llm::LanguageModel for GaugedModel {
     fn name(&self) -> &str {
         "gauged"
     }
@@ -356,7 +359,7 @@ struct ChaosModel {
     tokens: AtomicU64,
 }
 
-impl prompt_chain::LanguageModel for ChaosModel {
+impl prompt_chain::llm::LanguageModel for ChaosModel {
     fn name(&self) -> &str {
         "chaos"
     }
@@ -525,8 +528,8 @@ async fn a_step_deadline_bounds_all_attempts() {
 #[derive(Debug)]
 struct Fixed(Duration);
 
-impl prompt_chain::RetryPolicy for Fixed {
-    fn delay(&self, retry: &prompt_chain::RetryContext<'_>) -> Option<Duration> {
+impl prompt_chain::policy::RetryPolicy for Fixed {
+    fn delay(&self, retry: &prompt_chain::policy::RetryContext<'_>) -> Option<Duration> {
         (retry.attempt <= 2).then_some(self.0)
     }
 }
@@ -566,7 +569,7 @@ async fn a_cost_budget_stops_the_next_call_too() {
         .otherwise("an answer of some length");
     let rt = Runtime::builder()
         .model(model.clone())
-        .prices(prompt_chain::PriceTable::new().model("priced", 1_000.0, 1_000.0))
+        .prices(prompt_chain::llm::PriceTable::new().model("priced", 1_000.0, 1_000.0))
         .run_budget(RunBudget {
             max_tokens: None,
             max_cost_usd: Some(0.001),

@@ -9,11 +9,11 @@ mod fake_server;
 use std::time::Duration;
 
 use fake_server::{FakeServer, Reply, json};
-use prompt_chain::prelude::*;
-use prompt_chain::{
+use prompt_chain::llm::{
     Anthropic, ChatRequest, FinishReason, LanguageModel, LlmError, Message, OpenAiCompatible,
     model_from_vars,
 };
+use prompt_chain::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json as j;
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use prompt_chain::prelude::*;
-use prompt_chain::{ScriptedReply, StepStatus};
+use prompt_chain::{llm::ScriptedReply, report::StepStatus};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,8 +9,8 @@ mod fake_server;
 use std::sync::{Arc, Mutex};
 
 use fake_server::{FakeServer, json};
+use prompt_chain::llm::{Anthropic, OpenAiCompatible};
 use prompt_chain::prelude::*;
-use prompt_chain::{Anthropic, OpenAiCompatible};
 
 const CANARY: &str = "sk-CANARY-7c1e5d90";
 
@@ -65,7 +65,7 @@ async fn the_api_key_never_leaks() {
             "claude",
             Anthropic::new("claude-test", CANARY).base_url(server.url.clone()),
         )
-        .observer(move |event: &prompt_chain::Event| {
+        .observer(move |event: &prompt_chain::events::Event| {
             sink.lock()
                 .expect("lock")
                 .push(serde_json::to_string(event).expect("json"));
@@ -117,8 +117,8 @@ async fn the_api_key_never_leaks() {
             "key (Debug, Display)",
             format!(
                 "{:?} {}",
-                prompt_chain::ApiKey::new(CANARY),
-                prompt_chain::ApiKey::new(CANARY)
+                prompt_chain::llm::ApiKey::new(CANARY),
+                prompt_chain::llm::ApiKey::new(CANARY)
             ),
         ),
     ] {

@@ -2,7 +2,7 @@
 //! ticket takes the route it should, every arm of every route is taken,
 //! escalations are persisted, and failures name their path.
 
-use prompt_chain::{Runtime, StepStatus};
+use prompt_chain::{Runtime, report::StepStatus};
 
 #[allow(dead_code, private_interfaces)]
 #[path = "../examples/support_router/main.rs"]
@@ -181,7 +181,7 @@ async fn a_new_ticket_is_routed_and_an_unknown_problem_escalated() {
 
 #[tokio::test]
 async fn a_missing_knowledge_base_fails_with_the_whole_path() {
-    let model = prompt_chain::ScriptedModel::new()
+    let model = prompt_chain::llm::ScriptedModel::new()
         .on_step("classify", "\"technical\"")
         .on_step(
             "extract_error_details",

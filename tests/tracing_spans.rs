@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use prompt_chain::ScriptedReply;
+use prompt_chain::llm::ScriptedReply;
 use prompt_chain::prelude::*;
 
 #[path = "support/desk.rs"]

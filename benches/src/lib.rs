@@ -7,10 +7,10 @@ use std::hint::black_box;
 use std::pin::Pin;
 use std::time::Duration;
 
-use prompt_chain::prelude::*;
-use prompt_chain::{
+use prompt_chain::llm::{
     BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Usage,
 };
+use prompt_chain::prelude::*;
 
 /// A zero-latency step: the executor's overhead is all there is to measure.
 #[step]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use prompt_chain::{Event, Runtime};
+use prompt_chain::{Runtime, events::Event};
 use prompt_chain_bench::{
     SleepModel, diamond, diamond_by_hand, fan_out, fan_out_by_hand, hand5, hand50, review_llm,
     review_shape, review_shape_by_hand, seq5, seq50,
@@ -167,7 +167,7 @@ fn observation() {
         std::hint::black_box(outcome.result.ok());
     });
     let db = std::env::temp_dir().join(format!("prompt-chain-bench-{}.db", std::process::id()));
-    let store = prompt_chain::SqliteStore::open(&db).expect("a SQLite store");
+    let store = prompt_chain::store::SqliteStore::open(&db).expect("a SQLite store");
     let durable = Runtime::builder()
         .history(0)
         .measure_output_size(false)

@@ -2,88 +2,11 @@
 //! in any release.
 
 pub use crate::events::EventSink;
-pub use crate::executor::{ContextValue, RunCx, with_completed};
-pub use crate::slot::{Branch, RunDeadline, Slot, join_steps, join_steps_within};
+pub use crate::executor::{
+    Branch, ContextValue, FromKey, KeyType, RunCx, RunDeadline, RunOptions, Slot, join_steps,
+    join_steps_within, with_completed,
+};
 pub use serde;
-
-/// How a step parameter is taken from a key's value: by reference (`&T`), as a
-/// borrowed view (`&str` from `String`, `&[T]` from `Vec<T>`), or as a clone (`T`).
-#[diagnostic::on_unimplemented(
-    message = "a step parameter of type `{Self}` cannot be fed from a key of type `{K}`",
-    label = "this key holds `{K}`, but the step takes `{Self}` here",
-    note = "a parameter takes a key by reference (`&{K}`), as a view (`&str` from `String`, `&[T]` from `Vec<T>`), or as a clone (`{K}`, which needs `{K}: Clone`)"
-)]
-pub trait FromKey<'a, K: ?Sized> {
-    /// Takes the parameter from the key's value.
-    fn from_key(value: &'a K) -> Self;
-}
-
-impl<'a, T: Clone> FromKey<'a, T> for T {
-    fn from_key(value: &'a T) -> T {
-        value.clone()
-    }
-}
-
-impl<'a, T: ?Sized> FromKey<'a, T> for &'a T {
-    fn from_key(value: &'a T) -> &'a T {
-        value
-    }
-}
-
-impl<'a> FromKey<'a, String> for &'a str {
-    fn from_key(value: &'a String) -> &'a str {
-        value
-    }
-}
-
-impl<'a, T> FromKey<'a, Vec<T>> for &'a [T] {
-    fn from_key(value: &'a Vec<T>) -> &'a [T] {
-        value
-    }
-}
-
-impl<'a, T> FromKey<'a, crate::Loop<T>> for &'a T {
-    fn from_key(value: &'a crate::Loop<T>) -> &'a T {
-        &value.value
-    }
-}
-
-impl<'a> FromKey<'a, crate::Loop<String>> for &'a str {
-    fn from_key(value: &'a crate::Loop<String>) -> &'a str {
-        &value.value
-    }
-}
-
-impl<'a, T: Clone> FromKey<'a, crate::Loop<T>> for T {
-    fn from_key(value: &'a crate::Loop<T>) -> T {
-        value.value.clone()
-    }
-}
-
-impl<'a, T> FromKey<'a, Option<T>> for Option<&'a T> {
-    fn from_key(value: &'a Option<T>) -> Option<&'a T> {
-        value.as_ref()
-    }
-}
-
-/// A step's output stored under a key: the types must be equal. Spelled as a
-/// trait so a mismatch (two route arms producing different types, a wrong
-/// `key: Type` annotation) gets a message in the user's terms.
-#[diagnostic::on_unimplemented(
-    message = "this step produces `{Self}`, but its key holds `{T}`",
-    label = "produces `{Self}`, expected `{T}`",
-    note = "a key has one type: its `key: Type` annotation, or what its first producer returns; every route arm writing the key must produce that type"
-)]
-pub trait KeyType<T> {
-    /// The value, as the key's type.
-    fn into_key(self) -> T;
-}
-
-impl<T> KeyType<T> for T {
-    fn into_key(self) -> T {
-        self
-    }
-}
 
 /// The condition of a loop with `max` but no `until`: run every iteration.
 pub fn never<T>(_: &T) -> bool {
@@ -114,7 +37,7 @@ impl InputHash {
     #[must_use]
     pub fn feed<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
         let bytes = serde_json::to_vec(value).unwrap_or_default();
-        Self(crate::checkpoint::fnv1a(
+        Self(crate::store::fnv1a(
             &bytes,
             self.0.rotate_left(5) ^ bytes.len() as u64,
         ))
@@ -135,7 +58,7 @@ impl Default for InputHash {
 /// Reads the input of a run to resume from the runtime's checkpoint store.
 pub async fn load_input<I: serde::de::DeserializeOwned, O>(
     runtime: &crate::Runtime,
-    chain: &'static crate::ChainDef,
+    chain: &'static crate::definition::ChainDef,
     run_id: crate::RunId,
 ) -> Result<I, crate::Outcome<O>> {
     crate::executor::load_input(runtime, chain, run_id).await

@@ -142,7 +142,7 @@ pub enum FailureKind {
     },
     /// The checkpoint store failed, or holds something this run cannot use.
     #[error("checkpoint: {0}")]
-    Checkpoint(#[source] crate::checkpoint::StoreError),
+    Checkpoint(#[source] crate::store::StoreError),
     /// The run to resume was started by a different definition of the chain.
     #[error(
         "run {run_id} was started by a different definition of chain `{chain}` (fingerprint {stored:016x}, now {current:016x}); resume it with the code that started it, or start a new run"

@@ -4,55 +4,47 @@
 //!
 //! Use it through the `prompt-chain` facade crate; the macros there generate the
 //! code that drives this crate.
+//!
+//! The public API is in modules: [`llm`] (models, requests, errors, the
+//! scripted model, providers), [`store`] (checkpoint stores), [`report`]
+//! (what a run did), [`events`] (what happens as it happens), [`policy`]
+//! (retries, budgets, validation hooks) and [`definition`] (a chain as data);
+//! the types a chain author writes every day are at the root.
 
-mod checkpoint;
 mod context;
-mod definition;
+pub mod definition;
 mod error;
-mod events;
+pub mod events;
 mod executor;
+mod future;
 mod ids;
 mod limits;
-mod llm;
+pub mod llm;
 mod looping;
-mod pricing;
-mod report;
+pub mod report;
 mod retry;
 mod runtime;
-mod slot;
-#[cfg(feature = "sqlite")]
-mod sqlite;
 mod step;
-mod timeline;
+pub mod store;
 mod validate;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use checkpoint::{CheckpointStore, MemoryStore, NewRun, SavedRun, StoreError, StoredStatus};
-pub use context::{RunOptions, StepCx};
-pub use definition::{ArmDef, ChainDef, ChainGraph, RouteDef, StepDef, StepOptions};
+/// Retries, budgets and validation hooks: the policies a [`Runtime`] applies
+/// to every step.
+pub mod policy {
+    pub use crate::limits::RunBudget;
+    pub use crate::retry::{Backoff, RetryContext, RetryPolicy};
+    pub use crate::validate::{StepOutput, Validate};
+}
+
+pub use context::{Llm, StepCx};
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
-pub use events::{Event, EventKind, EventStream, Observer};
 pub use ids::RunId;
-pub use limits::RunBudget;
-#[cfg(feature = "providers")]
-pub use llm::{Anthropic, ModelConfigError, OpenAiCompatible, model_from_env, model_from_vars};
-pub use llm::{
-    ApiKey, BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, Llm, LlmError,
-    Message, ResponseSchema, Role, ScriptedModel, ScriptedReply, Usage, extract_json, parse_reply,
-};
 pub use looping::{Loop, LoopStop};
-pub use pricing::{Price, PriceTable};
-pub use report::{
-    AttemptOutcome, AttemptRecord, ExecutionReport, IterationRecord, Outcome, RouteRecord,
-    RunStatus, StepRecord, StepStatus,
-};
-pub use retry::{Backoff, RetryContext, RetryPolicy};
+pub use report::Outcome;
 pub use runtime::{Runtime, RuntimeBuilder};
+#[cfg(feature = "structured")]
 pub use schemars;
-#[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
 pub use step::Step;
-pub use timeline::html_timeline;
-pub use validate::{StepOutput, Validate};

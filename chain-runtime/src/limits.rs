@@ -10,13 +10,13 @@ use tokio::time::Instant;
 
 /// A cap on tokens and/or cost for one run (its sub-chains included). A model
 /// call that would start past the cap fails with
-/// [`LlmError::BudgetExceeded`](crate::LlmError::BudgetExceeded) before it is
+/// [`LlmError::BudgetExceeded`](crate::llm::LlmError::BudgetExceeded) before it is
 /// made; the overshoot is at most the calls already in flight.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RunBudget {
     /// Most tokens (input + output) the run may use.
     pub max_tokens: Option<u64>,
-    /// Most US dollars the run may spend (needs a [`PriceTable`](crate::PriceTable)).
+    /// Most US dollars the run may spend (needs a [`PriceTable`](crate::llm::PriceTable)).
     pub max_cost_usd: Option<f64>,
 }
 

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use prompt_chain::Outcome;
 use prompt_chain::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -528,7 +529,9 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
         println!("Escalations are recorded in {}", store.path().display());
     }
     if let Some(path) = &options.timeline {
-        let page = prompt_chain::html_timeline(outcomes.iter().map(|(_, outcome)| &outcome.report));
+        let page = prompt_chain::report::html_timeline(
+            outcomes.iter().map(|(_, outcome)| &outcome.report),
+        );
         std::fs::write(path, page)?;
         println!("Timelines written to {}", path.display());
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use prompt_chain::{ChatRequest, ScriptedModel, ScriptedReply};
+use prompt_chain::llm::{ChatRequest, ScriptedModel, ScriptedReply};
 use serde_json::json;
 
 use super::kb::tokenize;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use prompt_chain::ScriptedReply;
+use prompt_chain::llm::ScriptedReply;
 use prompt_chain::prelude::*;
 use serde::{Deserialize, Serialize};
 

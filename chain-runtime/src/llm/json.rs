@@ -1,4 +1,6 @@
-//! Finding the JSON in a model's reply.
+//! Finding the JSON in a model's reply, and parsing it into a type.
+
+use super::LlmError;
 
 /// Returns the JSON value inside a reply: the contents of a ```` ```json ```` fence
 /// if there is one, else the first balanced `{...}` or `[...]`; `None` when the
@@ -49,6 +51,15 @@ fn balanced_end(text: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Parses a model reply into `T`, tolerating code fences and surrounding prose.
+pub fn parse_reply<T: serde::de::DeserializeOwned>(reply: &str) -> Result<T, LlmError> {
+    let candidate = extract_json(reply).unwrap_or(reply.trim());
+    serde_json::from_str(candidate).map_err(|error| LlmError::Parse {
+        error: error.to_string(),
+        raw: reply.to_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -176,7 +176,8 @@ struct Rule {
 /// a clone and inspect [`ScriptedModel::calls`] after the run.
 ///
 /// ```
-/// use prompt_chain_runtime::{ScriptedModel, ScriptedReply};
+/// # use prompt_chain_runtime as prompt_chain; // the facade crate, as users depend on it
+/// use prompt_chain::llm::{ScriptedModel, ScriptedReply};
 /// use std::time::Duration;
 ///
 /// let model = ScriptedModel::new()

@@ -14,6 +14,7 @@ impl ApiKey {
     }
 
     /// The key itself, for a request header.
+    #[cfg(feature = "providers")]
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }

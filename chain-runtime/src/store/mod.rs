@@ -1,6 +1,6 @@
-//! Durable runs: the [`CheckpointStore`] trait, what it stores, and an
-//! in-memory store. The SQLite store (feature `sqlite`, on by default) is
-//! [`SqliteStore`](crate::SqliteStore).
+//! Durable runs: the [`CheckpointStore`] trait, what it stores, the
+//! in-memory [`MemoryStore`] and (feature `sqlite`, on by default) the
+//! embedded `SqliteStore`.
 //!
 //! The executor's unit of durability is *one step attempt whose typed output
 //! is recorded once*: when a step succeeds, its output is serialized and saved
@@ -10,12 +10,17 @@
 //! flight when the process died runs at most once more. Another backend (a
 //! durable-execution engine's journal) implements the same trait.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::{Mutex, PoisonError};
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
+use std::collections::HashMap;
+
+pub use crate::future::BoxFuture;
 use crate::ids::RunId;
-use crate::llm::BoxFuture;
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 /// How a run stands in a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +95,21 @@ pub enum StoreError {
     /// The store could not be read or written.
     #[error("checkpoint store I/O failed: {0}")]
     Io(String),
+    /// The store has no run with this id (resuming a run that never started
+    /// here, or was deleted).
+    #[error("the checkpoint store has no run {run_id}")]
+    NotFound {
+        /// The run asked for.
+        run_id: RunId,
+    },
+    /// The runtime has no store, so runs cannot be resumed.
+    #[error(
+        "this runtime has no checkpoint store; add one with `Runtime::builder().checkpoints(...)`"
+    )]
+    NoStore,
+    /// A value could not be serialized for the store.
+    #[error("a value could not be serialized for the checkpoint store: {0}")]
+    Encode(String),
     /// A record failed its integrity check, or is not what it claims.
     #[error("checkpoint store holds a corrupt record ({0}); it was not loaded")]
     Corrupt(String),
@@ -138,121 +158,6 @@ pub trait CheckpointStore: Send + Sync + 'static {
 
 #[cfg(test)]
 const _: Option<&dyn CheckpointStore> = None;
-
-/// A store in memory: for tests, and for resuming runs that failed without
-/// the process dying.
-#[derive(Default)]
-pub struct MemoryStore {
-    runs: Mutex<HashMap<RunId, SavedRun>>,
-    cache: Mutex<HashMap<String, (Vec<u8>, u64)>>,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl fmt::Debug for MemoryStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let runs = self
-            .runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        f.debug_struct("MemoryStore")
-            .field("runs", &runs)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CheckpointStore for MemoryStore {
-    fn start_run<'a>(&'a self, run: NewRun<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        runs.entry(run.run_id).or_insert_with(|| SavedRun {
-            chain: run.chain.to_owned(),
-            fingerprint: run.fingerprint,
-            input: run.input.to_vec(),
-            status: StoredStatus::Running,
-            steps: HashMap::new(),
-        });
-        Box::pin(async { Ok(()) })
-    }
-
-    fn load_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<SavedRun>, StoreError>> {
-        let run = self
-            .runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&run_id)
-            .cloned();
-        Box::pin(async { Ok(run) })
-    }
-
-    fn save_step<'a>(
-        &'a self,
-        run_id: RunId,
-        key: &'a str,
-        iteration: u32,
-        output: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = match runs.get_mut(&run_id) {
-            Some(run) => {
-                run.steps
-                    .insert((key.to_owned(), iteration), output.to_vec());
-                Ok(())
-            }
-            None => Err(StoreError::Io(format!("no run {run_id} in the store"))),
-        };
-        Box::pin(async { result })
-    }
-
-    fn finish_run(
-        &self,
-        run_id: RunId,
-        status: StoredStatus,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        if let Some(run) = self
-            .runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(&run_id)
-        {
-            run.status = status;
-        }
-        Box::pin(async { Ok(()) })
-    }
-
-    fn cache_get<'a>(
-        &'a self,
-        key: &'a str,
-        now_unix_ms: u64,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-        let hit = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .filter(|(_, expires)| *expires > now_unix_ms)
-            .map(|(output, _)| output.clone());
-        Box::pin(async { Ok(hit) })
-    }
-
-    fn cache_put<'a>(
-        &'a self,
-        key: &'a str,
-        output: &'a [u8],
-        expires_unix_ms: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.to_owned(), (output.to_vec(), expires_unix_ms));
-        Box::pin(async { Ok(()) })
-    }
-}
 
 /// FNV-1a, 64 bits: checksums of stored records and hashes of step inputs.
 pub(crate) fn fnv1a(bytes: &[u8], seed: u64) -> u64 {

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use crate::llm::Usage;
+use super::Usage;
 
 /// US-dollar prices per million tokens, by model name (as the model reports
-/// it in [`LanguageModel::name`](crate::LanguageModel::name)).
+/// it in [`LanguageModel::name`](crate::llm::LanguageModel::name)).
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
     prices: HashMap<String, Price>,
@@ -66,8 +66,8 @@ pub(crate) fn add_cost(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use super::Usage;
     use super::{PriceTable, add_cost};
-    use crate::llm::Usage;
 
     #[test]
     fn costs_follow_the_table() {

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::report::{AttemptOutcome, ExecutionReport, StepStatus};
+use super::{AttemptOutcome, ExecutionReport, StepStatus};
 
 /// Average width of one character of the 12px label font, for sizing the label column.
 const CHAR_WIDTH: f64 = 7.0;

@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::checkpoint::{CheckpointStore, NewRun, SavedRun, StoreError, StoredStatus, fnv1a};
+use super::{BoxFuture, CheckpointStore, NewRun, SavedRun, StoreError, StoredStatus, fnv1a};
 use crate::ids::RunId;
-use crate::llm::BoxFuture;
 
 /// Checkpoints in a SQLite database file (WAL journal, `synchronous=FULL`:
 /// a saved step survives the process being killed and the machine losing

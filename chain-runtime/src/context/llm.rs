@@ -1,0 +1,188 @@
+//! [`Llm`]: a step's handle on a model. It fills in the step's identity,
+//! enforces the run's budget and the runtime's call limits, counts tokens and
+//! cost into the step's record, and parses replies (with bounded re-asks).
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::StepCx;
+use crate::llm::{
+    ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Message, parse_reply,
+};
+
+/// A step's handle on a model: fills in the step's identity, counts tokens
+/// into the run's report, and parses replies.
+#[derive(Debug)]
+pub struct Llm<'a> {
+    cx: &'a StepCx,
+    model: Option<&'a Arc<dyn LanguageModel>>,
+    name: Option<&'a str>,
+}
+
+impl<'a> Llm<'a> {
+    pub(crate) fn new(
+        cx: &'a StepCx,
+        model: Option<&'a Arc<dyn LanguageModel>>,
+        name: Option<&'a str>,
+    ) -> Self {
+        Self { cx, model, name }
+    }
+
+    /// Sends a request as this step and returns the whole completion.
+    pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, LlmError> {
+        let model = self.model.ok_or_else(|| LlmError::NoModel {
+            name: self.name.map(str::to_owned),
+        })?;
+        request.step = Some(self.cx.step());
+        let runtime = self.cx.runtime();
+        if let Some(budget) = runtime.limits().run_budget() {
+            let spent = &self.cx.run.spent;
+            if let Some(max) = budget.max_tokens
+                && spent.tokens() >= max
+            {
+                return Err(LlmError::BudgetExceeded {
+                    what: "tokens",
+                    limit: max as f64,
+                    spent: spent.tokens() as f64,
+                });
+            }
+            if let Some(max) = budget.max_cost_usd
+                && spent.cost_usd() >= max
+            {
+                return Err(LlmError::BudgetExceeded {
+                    what: "US dollars",
+                    limit: max,
+                    spent: spent.cost_usd(),
+                });
+            }
+        }
+        let (_permit, waited) = match runtime.limits().calls() {
+            // Boxed: only runtimes with limits pay for the waiting state.
+            Some(limits) => Box::pin(limits.acquire()).await,
+            None => (None, std::time::Duration::ZERO),
+        };
+        if !waited.is_zero() {
+            self.cx.add_limit_wait(waited);
+        }
+        // Attributes follow the OpenTelemetry GenAI semantic conventions.
+        let span = tracing::info_span!(
+            "gen_ai.chat",
+            otel.name = %format_args!("chat {}", model.name()),
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = model.name(),
+            gen_ai.request.max_tokens = request.max_tokens,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+        );
+        let completion = model.complete(&request).instrument(span.clone()).await?;
+        span.record("gen_ai.usage.input_tokens", completion.usage.input_tokens);
+        span.record("gen_ai.usage.output_tokens", completion.usage.output_tokens);
+        span.record(
+            "gen_ai.response.finish_reasons",
+            tracing::field::debug(completion.finish_reason),
+        );
+        let cost = self
+            .cx
+            .runtime()
+            .prices()
+            .and_then(|prices| prices.cost(model.name(), completion.usage));
+        self.cx.add_usage(completion.usage, cost);
+        self.cx.run.spent.add(completion.usage.total(), cost);
+        Ok(completion)
+    }
+
+    /// Sends one user message and returns the reply's text.
+    pub async fn text(&self, prompt: impl Into<String>) -> Result<String, LlmError> {
+        let completion = self.complete(ChatRequest::user(prompt)).await?;
+        checked_text(completion)
+    }
+
+    /// Sends one user message and parses the reply as JSON into `T`.
+    ///
+    /// Code fences and prose around the JSON are tolerated. A reply that still
+    /// does not parse is shown to the model with the parser's error and asked
+    /// for again, up to [`RuntimeBuilder::reask_budget`](crate::RuntimeBuilder::reask_budget)
+    /// times (default 2); after that the [`LlmError::Parse`] carries the raw reply.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        prompt: impl Into<String>,
+    ) -> Result<T, LlmError> {
+        self.parse_with_reask(ChatRequest::user(prompt)).await
+    }
+
+    /// Like [`Llm::json`], and sends `T`'s JSON schema (schemars) so providers
+    /// that support structured output (OpenAI's `response_format`) enforce it;
+    /// others get the schema in the prompt.
+    #[cfg(feature = "structured")]
+    pub async fn structured<T: DeserializeOwned + schemars::JsonSchema>(
+        &self,
+        prompt: impl Into<String>,
+    ) -> Result<T, LlmError> {
+        let schema = schemars::schema_for!(T);
+        let mut request = ChatRequest::user(prompt);
+        request.response_schema = Some(crate::llm::ResponseSchema {
+            name: schema_name::<T>(),
+            schema: serde_json::to_value(&schema).unwrap_or_default(),
+        });
+        self.parse_with_reask(request).await
+    }
+
+    async fn parse_with_reask<T: DeserializeOwned>(
+        &self,
+        mut request: ChatRequest,
+    ) -> Result<T, LlmError> {
+        let budget = self.cx.runtime().policies().reask_budget();
+        let mut asked = 0;
+        loop {
+            let text = checked_text(self.complete(request.clone()).await?)?;
+            match parse_reply::<T>(&text) {
+                Ok(value) => return Ok(value),
+                Err(LlmError::Parse { error, raw }) if asked < budget => {
+                    asked += 1;
+                    tracing::debug!(attempt = asked, %error, "re-asking for valid JSON");
+                    request.messages.push(Message::assistant(raw));
+                    request.messages.push(Message::user(format!(
+                        "That reply is not valid JSON for the requested format: {error}. Answer again with only the JSON."
+                    )));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "structured")]
+/// A schema name providers accept (letters, digits, `_`, `-`).
+fn schema_name<T: schemars::JsonSchema>() -> String {
+    let name: String = T::schema_name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "reply".to_owned()
+    } else {
+        name
+    }
+}
+
+/// The completion's text, or the error its finish reason means.
+fn checked_text(completion: Completion) -> Result<String, LlmError> {
+    match completion.finish_reason {
+        FinishReason::Length => Err(LlmError::Truncated {
+            partial: completion.text,
+        }),
+        FinishReason::ContentFilter => Err(LlmError::Refused {
+            reason: "content_filter".to_owned(),
+        }),
+        _ => Ok(completion.text),
+    }
+}

@@ -1,0 +1,184 @@
+//! [`StepCx`]: what a step knows about its run and what it can reach; the
+//! state a run shares with its steps; the metered model handle [`Llm`].
+
+mod llm;
+mod run_state;
+
+use std::any::type_name;
+use std::sync::Arc;
+
+pub use llm::Llm;
+pub(crate) use run_state::{Parent, RunShared};
+
+use crate::definition::ChainDef;
+use crate::error::StepError;
+use crate::ids::RunId;
+use crate::llm::{Usage, add_cost};
+use crate::report::StepRecord;
+use crate::runtime::Runtime;
+
+/// The context a step runs in: its run, its name, its attempt, the models and
+/// the dependencies of the [`Runtime`].
+///
+/// Every step function takes `cx: &StepCx` first. It is cheap to clone and
+/// `'static`, so a step may move a clone into a spawned task.
+#[derive(Clone)]
+pub struct StepCx {
+    pub(crate) run: Arc<RunShared>,
+    pub(crate) index: usize,
+    pub(crate) name: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) attempt: u32,
+    pub(crate) iteration: u32,
+    /// Why the previous output was rejected, on a re-ask.
+    pub(crate) feedback: Option<Arc<str>>,
+    /// The model that answers instead of the default one (a fallback).
+    pub(crate) model_override: Option<&'static str>,
+}
+
+static DETACHED: ChainDef = ChainDef {
+    name: "(detached)",
+    inputs: &[],
+    steps: &[],
+    routes: &[],
+    output: "",
+    fingerprint: 0,
+};
+
+impl StepCx {
+    /// A context for calling a step on its own, outside any chain (unit tests,
+    /// one-off calls): a fresh run id, attempt 1.
+    pub fn detached(runtime: &Runtime, step: &'static str) -> Self {
+        let run = RunShared::new(runtime.clone(), &DETACHED, RunId::new(), None, None);
+        run.records().push(StepRecord::new(0, step, step));
+        Self {
+            run: Arc::new(run),
+            index: 0,
+            name: step,
+            key: step,
+            attempt: 1,
+            iteration: 1,
+            feedback: None,
+            model_override: None,
+        }
+    }
+
+    /// The run this step belongs to.
+    pub fn run_id(&self) -> RunId {
+        self.run.id
+    }
+
+    /// The run of the chain that called this chain as a step, if any.
+    pub fn parent_run_id(&self) -> Option<RunId> {
+        self.run.parent
+    }
+
+    /// The chain being run.
+    pub fn chain(&self) -> &'static str {
+        self.run.chain.name
+    }
+
+    /// This step's name (its function's name).
+    pub fn step(&self) -> &'static str {
+        self.name
+    }
+
+    /// The key this step's output is stored under.
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// This step's index in declaration order.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The current attempt, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The current iteration of a loop step, from 1 (always 1 for other steps).
+    pub fn iteration(&self) -> u32 {
+        self.iteration
+    }
+
+    /// A key naming this attempt of this step in this run, for providers and
+    /// services that deduplicate requests (`run-…/key/iteration/attempt`).
+    pub fn idempotency_key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.run.id, self.key, self.iteration, self.attempt
+        )
+    }
+
+    /// The runtime the run belongs to.
+    pub fn runtime(&self) -> &Runtime {
+        &self.run.runtime
+    }
+
+    /// On a re-ask (`reask = N` in `step!`), what the validator said about the
+    /// previous output: put it in the prompt so the model can fix it. `None` on
+    /// a first attempt and on transport retries.
+    pub fn feedback(&self) -> Option<&str> {
+        self.feedback.as_deref()
+    }
+
+    /// The default model, as this step (or the step's fallback model, when the
+    /// step is being answered by its `fallback_model`).
+    pub fn llm(&self) -> Llm<'_> {
+        match self.model_override {
+            Some(name) => Llm::new(self, self.run.runtime.named_model(name), Some(name)),
+            None => Llm::new(self, self.run.runtime.model(), None),
+        }
+    }
+
+    /// The model registered under `name`, as this step.
+    pub fn llm_named<'a>(&'a self, name: &'a str) -> Llm<'a> {
+        Llm::new(self, self.run.runtime.named_model(name), Some(name))
+    }
+
+    /// A dependency added with [`RuntimeBuilder::dependency`](crate::RuntimeBuilder::dependency).
+    pub fn dep<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.run.runtime.dependency::<T>()
+    }
+
+    /// Like [`StepCx::dep`], but a missing dependency is a (permanent) step error
+    /// saying how to add it.
+    pub fn require<T: Send + Sync + 'static>(&self) -> Result<&T, StepError> {
+        self.dep::<T>().ok_or_else(|| {
+            StepError::msg(format!(
+                "step `{}` needs a dependency of type `{}`; add it with `Runtime::builder().dependency(...)`",
+                self.name,
+                type_name::<T>()
+            ))
+            .permanent()
+        })
+    }
+
+    /// Adds time spent waiting for a concurrency or rate limit.
+    pub(crate) fn add_limit_wait(&self, waited: std::time::Duration) {
+        self.run
+            .record(self.index, |record| record.limit_wait += waited);
+    }
+
+    /// Counts a model call's tokens (and their cost, when priced) into this step.
+    pub(crate) fn add_usage(&self, usage: Usage, cost_usd: Option<f64>) {
+        self.run.record(self.index, |record| {
+            record.usage = record.usage + usage;
+            record.cost_usd = add_cost(record.cost_usd, cost_usd);
+        });
+    }
+}
+
+impl std::fmt::Debug for StepCx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepCx")
+            .field("run_id", &self.run.id)
+            .field("chain", &self.run.chain.name)
+            .field("step", &self.name)
+            .field("attempt", &self.attempt)
+            .field("iteration", &self.iteration)
+            .finish()
+    }
+}

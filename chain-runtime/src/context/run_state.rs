@@ -1,0 +1,168 @@
+//! The state one run shares with its steps: identity, records for the
+//! report, the event sink, what was restored from the store, and what the
+//! run has spent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::definition::ChainDef;
+use crate::events::{Event, EventKind, EventSink};
+use crate::ids::{RunId, unix_ms};
+use crate::limits::Spent;
+use crate::report::{RouteRecord, StepRecord};
+use crate::runtime::Runtime;
+
+/// Where a sub-chain's run hangs in its parent: the parent's run and the
+/// step (and iteration) calling it.
+#[derive(Clone)]
+pub(crate) struct Parent {
+    pub(crate) run: Arc<RunShared>,
+}
+
+/// The state of one run, shared by its steps.
+pub(crate) struct RunShared {
+    pub(crate) id: RunId,
+    pub(crate) runtime: Runtime,
+    pub(crate) chain: &'static ChainDef,
+    pub(crate) parent: Option<RunId>,
+    parent_path: Option<Arc<str>>,
+    path: OnceLock<Arc<str>>,
+    started: Instant,
+    started_unix_ms: u64,
+    records: Mutex<Vec<StepRecord>>,
+    routes: Mutex<Vec<RouteRecord>>,
+    sink: Option<EventSink>,
+    /// Whether anyone listens: events are only built when true.
+    observed: bool,
+    pub(crate) span: tracing::Span,
+    /// Step outputs read back from the checkpoint store, by (key, iteration).
+    restored: Mutex<HashMap<(String, u32), Vec<u8>>>,
+    /// Tokens and cost spent, shared with sub-chains (for the run budget).
+    pub(crate) spent: Arc<Spent>,
+}
+
+impl RunShared {
+    /// The state of a new run `id` of `chain`, under `parent` if it is a
+    /// sub-chain; events go to the runtime's observers and to `sink` (a
+    /// sub-chain without one uses its parent's).
+    pub(crate) fn new(
+        runtime: Runtime,
+        chain: &'static ChainDef,
+        id: RunId,
+        parent: Option<&Parent>,
+        sink: Option<EventSink>,
+    ) -> Self {
+        let records = chain
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| StepRecord::new(index, step.name, step.key))
+            .collect();
+        let routes = chain
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(index, route)| RouteRecord {
+                index,
+                key: route.key,
+                arm: None,
+                decided_at: None,
+            })
+            .collect();
+        let parent_run = parent.map(|p| &p.run);
+        let sink = sink.or_else(|| parent_run.and_then(|run| run.sink.clone()));
+        let observed = sink.is_some() || !runtime.observation().observers().is_empty();
+        let parent_id = parent_run.map(|run| run.id);
+        let span = tracing::info_span!(
+            "prompt_chain.run",
+            run_id = %id,
+            chain = chain.name,
+            parent_run_id = parent_id.map(tracing::field::display),
+        );
+        Self {
+            id,
+            runtime,
+            chain,
+            parent: parent_id,
+            parent_path: parent_run.map(|run| run.path()),
+            path: OnceLock::new(),
+            started: Instant::now(),
+            started_unix_ms: unix_ms(),
+            records: Mutex::new(records),
+            routes: Mutex::new(routes),
+            sink,
+            observed,
+            span,
+            restored: Mutex::new(HashMap::new()),
+            spent: parent_run.map_or_else(Default::default, |run| Arc::clone(&run.spent)),
+        }
+    }
+
+    /// The chain path: `support_router › technical_support` for a sub-chain.
+    pub(crate) fn path(&self) -> Arc<str> {
+        Arc::clone(self.path.get_or_init(|| match &self.parent_path {
+            Some(parent) => Arc::from(format!("{parent} › {}", self.chain.name)),
+            None => Arc::from(self.chain.name),
+        }))
+    }
+
+    /// Time since the run started.
+    pub(crate) fn elapsed(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.started)
+    }
+
+    /// Whether events are wanted at all.
+    pub(crate) fn observed(&self) -> bool {
+        self.observed
+    }
+
+    /// Sends an event to the runtime's observers and the run's stream; the
+    /// event is only built when someone listens.
+    pub(crate) fn emit(&self, kind: impl FnOnce() -> EventKind) {
+        if !self.observed {
+            return;
+        }
+        let elapsed = self.elapsed();
+        let event = Event {
+            run_id: self.id,
+            parent_run_id: self.parent,
+            chain_path: self.path(),
+            elapsed,
+            unix_ms: self.started_unix_ms + elapsed.as_millis() as u64,
+            kind: kind(),
+        };
+        for observer in self.runtime.observation().observers() {
+            observer.on_event(&event);
+        }
+        if let Some(sink) = &self.sink {
+            sink.send(&event);
+        }
+    }
+
+    /// Updates the record of step `index` (ignored for an unknown index).
+    pub(crate) fn record<R>(
+        &self,
+        index: usize,
+        update: impl FnOnce(&mut StepRecord) -> R,
+    ) -> Option<R> {
+        self.records().get_mut(index).map(update)
+    }
+
+    /// Every step's record, locked.
+    pub(crate) fn records(&self) -> MutexGuard<'_, Vec<StepRecord>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every route's record, locked.
+    pub(crate) fn routes(&self) -> MutexGuard<'_, Vec<RouteRecord>> {
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What a resumed run read back from the store, locked.
+    pub(crate) fn restored(&self) -> MutexGuard<'_, HashMap<(String, u32), Vec<u8>>> {
+        self.restored.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

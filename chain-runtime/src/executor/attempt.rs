@@ -1,0 +1,382 @@
+//! One attempt of a step: a fresh [`StepCx`], the step's future under panic
+//! capture and its timeout, then validation; and the loop of attempts that
+//! asks the [policy](super::policy) what follows a failure.
+
+use std::any::Any;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::Instrument;
+
+use super::policy::{Budgets, Decision, Failure};
+use super::run::RunCx;
+use crate::context::StepCx;
+use crate::definition::StepDef;
+use crate::error::{ChainError, FailureKind, StepError, StepResult};
+use crate::events::EventKind;
+use crate::ids::splitmix64;
+use crate::llm::LlmError;
+use crate::report::{AttemptOutcome, AttemptRecord, StepStatus};
+use crate::validate::StepOutput;
+
+/// How one attempt went wrong, before classification.
+enum AttemptError {
+    Step(StepError),
+    Panicked(String),
+    TimedOut(Duration),
+}
+
+/// What the attempts of one run of a step are about.
+#[derive(Clone, Copy)]
+pub(super) struct Attempts {
+    pub(super) def: &'static StepDef,
+    pub(super) index: usize,
+    /// The loop iteration, from 1 (1 for steps that are not loops).
+    pub(super) iteration: u32,
+    /// The model answering instead of the default one (a fallback model).
+    pub(super) model_override: Option<&'static str>,
+    /// Whether a successful attempt finishes the step (its record and its
+    /// `StepFinished` event), saving a second visit to the record.
+    pub(super) finishes: bool,
+    /// Whether to measure the output's JSON size into the record.
+    pub(super) measure: bool,
+}
+
+/// A successful run of the attempts.
+pub(super) struct Attempted<T> {
+    pub(super) value: T,
+    pub(super) attempts: u32,
+    pub(super) finished_at: Duration,
+}
+
+impl RunCx {
+    /// The attempts of one run of a step (one iteration of a loop): retries
+    /// and re-asks as the policy decides; returns the value and the attempts used.
+    pub(super) async fn attempts<T, F, Fut, V>(
+        &self,
+        what: Attempts,
+        mut call: F,
+        validate: &V,
+    ) -> Result<Attempted<T>, ChainError>
+    where
+        T: Serialize + Send + Sync + 'static,
+        F: FnMut(StepCx) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
+        let Attempts {
+            def,
+            index,
+            iteration,
+            model_override,
+            ..
+        } = what;
+        let policies = self.shared.runtime.policies();
+        let mut budgets = Budgets::new(
+            policies.retries(&def.options),
+            def.options.reasks.unwrap_or(0),
+        );
+        let timeout = policies.timeout(&def.options);
+        let mut attempt = 0u32;
+        let mut feedback: Option<Arc<str>> = None;
+        loop {
+            attempt += 1;
+            let started_at = self.now();
+            self.shared.record(index, |record| {
+                if record.started_at.is_none() {
+                    record.ready_at = Some(started_at);
+                    record.started_at = Some(started_at);
+                    record.status = StepStatus::Running;
+                }
+                record.attempts += 1;
+            });
+            self.shared.emit(|| EventKind::StepStarted {
+                step: def.name,
+                index,
+                attempt,
+                iteration,
+            });
+            let cx = StepCx {
+                run: Arc::clone(&self.shared),
+                index,
+                name: def.name,
+                key: def.key,
+                attempt,
+                iteration,
+                feedback: feedback.take(),
+                model_override,
+            };
+            let span = tracing::info_span!(
+                parent: &self.shared.span,
+                "prompt_chain.step",
+                step = def.name,
+                key = def.key,
+                index,
+                attempt,
+                iteration,
+            );
+            let attempted = run_attempt(call(cx), timeout).instrument(span).await;
+            let (kind, retryable, outcome, retry_after) = match attempted {
+                Ok(value) => match self.check(def, attempt, &value, validate) {
+                    Ok(()) => {
+                        let done = Done {
+                            outcome: AttemptOutcome::Succeeded,
+                            finishes: what.finishes,
+                            output_bytes: what.measure.then(|| output_size(&value)),
+                        };
+                        let finished_at =
+                            self.attempt_done(index, attempt, iteration, started_at, done);
+                        return Ok(Attempted {
+                            value,
+                            attempts: attempt,
+                            finished_at,
+                        });
+                    }
+                    Err(message) => (
+                        FailureKind::Validation { message },
+                        false,
+                        AttemptOutcome::Rejected,
+                        None,
+                    ),
+                },
+                Err(error) => classify(error),
+            };
+            let done = Done {
+                outcome,
+                finishes: false,
+                output_bytes: None,
+            };
+            self.attempt_done(index, attempt, iteration, started_at, done);
+            let failure = Failure {
+                step: def.name,
+                attempt,
+                kind: &kind,
+                retryable,
+                retry_after,
+                jitter: self.jitter(index, attempt),
+            };
+            match budgets.decide(&failure, policies.retry_policy()) {
+                Decision::Reask => {
+                    // The validator's message is the next attempt's feedback.
+                    let message = match kind {
+                        FailureKind::Validation { message } => message,
+                        other => other.to_string(),
+                    };
+                    self.shared.record(index, |record| record.reasks += 1);
+                    self.shared.emit(|| EventKind::StepReasked {
+                        step: def.name,
+                        index,
+                        attempt,
+                        message: message.clone(),
+                    });
+                    feedback = Some(Arc::from(message));
+                }
+                Decision::Retry(delay) => {
+                    tracing::warn!(
+                        parent: &self.shared.span,
+                        step = def.name,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        error = %kind,
+                        "step attempt failed; retrying"
+                    );
+                    self.shared.emit(|| EventKind::StepRetried {
+                        step: def.name,
+                        index,
+                        attempt,
+                        delay,
+                        error: kind.to_string(),
+                    });
+                    // Boxed: a retry is the cold path; an inline timer would enlarge every step.
+                    Box::pin(tokio::time::sleep(delay)).await;
+                }
+                Decision::Fail => {
+                    tracing::warn!(parent: &self.shared.span, step = def.name, attempt, retryable, error = %kind, "step failed");
+                    self.shared.emit(|| EventKind::StepFailed {
+                        step: def.name,
+                        index,
+                        attempt,
+                        error: kind.to_string(),
+                        retryable,
+                    });
+                    return Err(ChainError::step_failed(
+                        self.shared.chain.name,
+                        def.name,
+                        def.key,
+                        index,
+                        attempt,
+                        kind,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Logs an attempt (and its output's size); returns when it ended. With
+    /// `finishes`, also marks the step succeeded and sends `StepFinished`, in
+    /// the same visit to the record.
+    fn attempt_done(
+        &self,
+        index: usize,
+        attempt: u32,
+        iteration: u32,
+        started_at: Duration,
+        done: Done,
+    ) -> Duration {
+        let finished_at = self.now();
+        let Done {
+            outcome,
+            finishes,
+            output_bytes,
+        } = done;
+        let finished = self.shared.record(index, |record| {
+            record.attempt_log.push(AttemptRecord {
+                attempt,
+                iteration,
+                started_at,
+                finished_at,
+                outcome,
+            });
+            if output_bytes.is_some() {
+                record.output_bytes = output_bytes;
+            }
+            finishes.then(|| {
+                record.finished_at = Some(finished_at);
+                record.status = StepStatus::Succeeded;
+                super::step::Finished::of(record)
+            })
+        });
+        if let Some(Some(finished)) = finished {
+            self.shared.emit(|| finished.event(index));
+        }
+        finished_at
+    }
+
+    /// The step's own validation, then the runtime's hooks.
+    fn check<T, V>(
+        &self,
+        def: &'static StepDef,
+        attempt: u32,
+        value: &T,
+        validate: &V,
+    ) -> Result<(), String>
+    where
+        T: Serialize + Send + Sync + 'static,
+        V: Fn(&T) -> Result<(), String>,
+    {
+        validate(value)?;
+        let hooks = self.shared.runtime.policies().validators();
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let output = StepOutput {
+            chain: self.shared.chain.name,
+            step: def.name,
+            key: def.key,
+            attempt,
+            value,
+        };
+        hooks.iter().try_for_each(|hook| hook.validate(&output))
+    }
+
+    /// A uniform number in `[0, 1)` seeded by run, step and attempt.
+    fn jitter(&self, index: usize, attempt: u32) -> f64 {
+        let seed = self.shared.id.as_u64() ^ ((index as u64) << 32) ^ u64::from(attempt);
+        (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// How an attempt ended, for its record.
+struct Done {
+    outcome: AttemptOutcome,
+    finishes: bool,
+    output_bytes: Option<u64>,
+}
+
+/// The size of `value` serialized as JSON, counted without building the text.
+fn output_size<T: Serialize>(value: &T) -> u64 {
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => 0,
+    }
+}
+
+/// A failed attempt as the policy and the report see it: the failure, whether
+/// a retry may help, the attempt's outcome and the provider's `Retry-After`.
+fn classify(error: AttemptError) -> (FailureKind, bool, AttemptOutcome, Option<Duration>) {
+    match error {
+        AttemptError::Step(error) => {
+            let retryable = error.is_retryable();
+            let retry_after = error
+                .downcast_ref::<LlmError>()
+                .and_then(LlmError::retry_after);
+            let source = error.into_source();
+            (
+                FailureKind::Failed { source, retryable },
+                retryable,
+                AttemptOutcome::Failed,
+                retry_after,
+            )
+        }
+        AttemptError::Panicked(message) => (
+            FailureKind::Panicked { message },
+            false,
+            AttemptOutcome::Panicked,
+            None,
+        ),
+        AttemptError::TimedOut(after) => (
+            FailureKind::TimedOut { after },
+            true,
+            AttemptOutcome::TimedOut,
+            None,
+        ),
+    }
+}
+
+/// Polls one attempt's future with panics caught, under `timeout`.
+async fn run_attempt<T, Fut>(future: Fut, timeout: Option<Duration>) -> Result<T, AttemptError>
+where
+    Fut: Future<Output = StepResult<T>>,
+{
+    let mut future = pin!(future);
+    let guarded = poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(Ok(value))) => Poll::Ready(Ok(value)),
+            Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(AttemptError::Step(error))),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(AttemptError::Panicked(panic_message(&*payload)))),
+        },
+    );
+    match timeout {
+        Some(after) => Box::pin(tokio::time::timeout(after, guarded))
+            .await
+            .unwrap_or(Err(AttemptError::TimedOut(after))),
+        None => guarded.await,
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(a non-string panic payload)".to_owned()
+    }
+}

@@ -1,0 +1,213 @@
+//! A run's lifecycle, from the generated code's side: start (new or resumed),
+//! then finish, fail or be dropped (cancelled); the report and the run's last
+//! event are made here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::join::RunDeadline;
+use crate::context::{Parent, RunShared, StepCx};
+use crate::definition::{ChainDef, StepDef};
+use crate::error::{ChainError, FailureKind};
+use crate::events::{EventKind, EventSink};
+use crate::ids::RunId;
+use crate::report::{ExecutionReport, Outcome, RunStatus};
+use crate::runtime::Runtime;
+use crate::store::StoredStatus;
+
+/// How the generated code starts a run: as a sub-chain of a step, with an
+/// event stream, or resuming a stored run. Not a public API.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct RunOptions<'a> {
+    /// The step running this chain as a sub-chain.
+    pub parent: Option<&'a StepCx>,
+    /// Where to send this run's events, besides the runtime's observers.
+    pub events: Option<EventSink>,
+    /// Resume this run from the runtime's checkpoint store.
+    pub resume: Option<RunId>,
+}
+
+/// One run of a chain, from the generated code's side. Dropping it before
+/// [`RunCx::finish`] or [`RunCx::fail`] means the run was cancelled.
+#[doc(hidden)]
+pub struct RunCx {
+    pub(super) shared: Arc<RunShared>,
+    ended: bool,
+}
+
+impl std::fmt::Debug for RunCx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunCx")
+            .field("run_id", &self.shared.id)
+            .field("chain", &self.shared.chain.name)
+            .finish()
+    }
+}
+
+impl RunCx {
+    /// The run described by `options`, not yet recorded anywhere.
+    pub(super) fn new(
+        runtime: &Runtime,
+        chain: &'static ChainDef,
+        options: RunOptions<'_>,
+    ) -> Self {
+        let parent = options.parent.map(|cx| Parent {
+            run: Arc::clone(&cx.run),
+        });
+        // A sub-chain's run id is derived from the step running it, so
+        // resuming the parent resumes the sub-chain where it stopped.
+        let id = match (options.resume, options.parent) {
+            (Some(id), _) => id,
+            (None, Some(cx)) => RunId::from_u64(crate::ids::splitmix64(
+                cx.run.id.as_u64() ^ ((cx.index as u64) << 40) ^ (u64::from(cx.iteration) << 20),
+            )),
+            (None, None) => RunId::new(),
+        };
+        let shared = RunShared::new(runtime.clone(), chain, id, parent.as_ref(), options.events);
+        Self {
+            shared: Arc::new(shared),
+            ended: false,
+        }
+    }
+
+    /// Starts a run of `chain`: a new one, or, with a checkpoint store, a
+    /// resumed one (`options.resume`, or a sub-chain whose step ran before).
+    /// A store failure or a changed definition ends the run at once.
+    pub async fn start<I: Serialize, O>(
+        runtime: &Runtime,
+        chain: &'static ChainDef,
+        options: RunOptions<'_>,
+        input: &I,
+    ) -> Result<Self, Outcome<O>> {
+        let resume = options.resume.is_some();
+        let run = Self::new(runtime, chain, options);
+        run.shared.emit(|| EventKind::RunStarted);
+        match run.open(resume, input).await {
+            Ok(()) => Ok(run),
+            Err(kind) => Err(run.fail_now(ChainError::run_failed(chain.name, kind))),
+        }
+    }
+
+    /// Ends the run with `error` before any step ran.
+    pub(super) fn fail_now<O>(mut self, error: ChainError) -> Outcome<O> {
+        Outcome {
+            report: self.end_run(RunStatus::Failed),
+            result: Err(error),
+        }
+    }
+
+    /// The run's deadline, for the top-level join, if the runtime sets one.
+    pub fn deadline(&self) -> Option<RunDeadline> {
+        let after = self.shared.runtime.limits().run_deadline()?;
+        Some(RunDeadline {
+            sleep: Box::pin(tokio::time::sleep(after.saturating_sub(self.now()))),
+            chain: self.shared.chain.name,
+            after,
+        })
+    }
+
+    /// Time since the run started.
+    pub(super) fn now(&self) -> Duration {
+        self.shared.elapsed()
+    }
+
+    /// The definition of step `index`.
+    pub(super) fn step_def(&self, index: usize) -> Result<&'static StepDef, ChainError> {
+        self.shared.chain.steps.get(index).ok_or_else(|| {
+            ChainError::run_failed(
+                self.shared.chain.name,
+                FailureKind::Internal {
+                    message: format!("no step #{index} in the chain's definition"),
+                },
+            )
+        })
+    }
+
+    /// An error of step `index` with `kind`, on no particular attempt.
+    pub(super) fn step_error(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        kind: FailureKind,
+    ) -> ChainError {
+        ChainError::step_failed(self.shared.chain.name, def.name, def.key, index, 0, kind)
+    }
+
+    /// Builds the report, records it in the runtime's history and sends the
+    /// run's last event.
+    fn end_run(&mut self, status: RunStatus) -> Arc<ExecutionReport> {
+        self.ended = true;
+        // The run is over: its records move into the report. (A step that
+        // spawned a task holding its `StepCx` can still count tokens, into
+        // nothing.)
+        let steps = std::mem::take(&mut *self.shared.records());
+        let routes = std::mem::take(&mut *self.shared.routes());
+        let report = Arc::new(ExecutionReport::new(
+            self.shared.id,
+            self.shared.parent,
+            self.shared.chain.name,
+            status,
+            self.now(),
+            steps,
+            routes,
+        ));
+        tracing::info!(
+            parent: &self.shared.span,
+            status = ?status,
+            duration_ms = report.duration.as_millis() as u64,
+            input_tokens = report.usage.input_tokens,
+            output_tokens = report.usage.output_tokens,
+            "run finished"
+        );
+        self.shared.emit(|| EventKind::RunFinished {
+            status,
+            duration: report.duration,
+            usage: report.usage,
+            cost_usd: report.cost_usd,
+        });
+        self.shared.runtime.observation().remember(&report);
+        report
+    }
+
+    /// Ends a successful run.
+    pub async fn finish<O>(mut self, output: O) -> Outcome<O> {
+        self.store_status(StoredStatus::Completed).await;
+        Outcome {
+            report: self.end_run(RunStatus::Completed),
+            result: Ok(output),
+        }
+    }
+
+    /// Ends a run whose join succeeded but left a key without a value: a broken
+    /// invariant, reported as an internal error rather than a panic.
+    pub async fn missing<O>(self, key: &'static str) -> Outcome<O> {
+        let error = ChainError::run_failed(
+            self.shared.chain.name,
+            FailureKind::Internal {
+                message: format!("key `{key}` has no value after every step finished"),
+            },
+        );
+        self.fail(error).await
+    }
+
+    /// Ends a failed run (attach its context first with
+    /// [`with_completed`](super::with_completed)).
+    pub async fn fail<O>(mut self, error: ChainError) -> Outcome<O> {
+        self.store_status(StoredStatus::Failed).await;
+        Outcome {
+            report: self.end_run(RunStatus::Failed),
+            result: Err(error),
+        }
+    }
+}
+
+impl Drop for RunCx {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.end_run(RunStatus::Cancelled);
+        }
+    }
+}

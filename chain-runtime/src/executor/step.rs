@@ -1,0 +1,274 @@
+//! Running one step to its output: the light path (no store, no fallback, no
+//! deadline) and the full one (restore, cache, deadline, fallbacks, save).
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::attempt::{Attempted, Attempts};
+use super::policy::{Fallback, fallback};
+use super::run::RunCx;
+use crate::context::StepCx;
+use crate::definition::StepDef;
+use crate::error::{ChainError, FailureKind, StepResult};
+use crate::events::EventKind;
+use crate::llm::Usage;
+use crate::report::{StepRecord, StepStatus};
+
+/// What `StepFinished` says, read from the step's record.
+pub(super) struct Finished {
+    step: &'static str,
+    attempts: u32,
+    duration: Duration,
+    output_bytes: Option<u64>,
+    usage: Usage,
+    cost_usd: Option<f64>,
+}
+
+impl Finished {
+    pub(super) fn of(record: &StepRecord) -> Self {
+        Self {
+            step: record.name,
+            attempts: record.attempts,
+            duration: record.duration().unwrap_or_default(),
+            output_bytes: record.output_bytes,
+            usage: record.usage,
+            cost_usd: record.cost_usd,
+        }
+    }
+
+    pub(super) fn event(self, index: usize) -> EventKind {
+        EventKind::StepFinished {
+            step: self.step,
+            index,
+            attempts: self.attempts,
+            duration: self.duration,
+            output_bytes: self.output_bytes,
+            usage: self.usage,
+            cost_usd: self.cost_usd,
+        }
+    }
+}
+
+impl RunCx {
+    /// Runs step `index` to completion: every attempt calls `call` with a fresh
+    /// [`StepCx`]; the output must pass `validate` and the runtime's hooks.
+    pub async fn step<T, F, Fut, V, D>(
+        &self,
+        index: usize,
+        inputs: Option<u64>,
+        call: F,
+        validate: V,
+        fallback: Option<D>,
+    ) -> Result<T, ChainError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        D: FnOnce() -> T,
+        F: FnMut(StepCx) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
+        let def = self.step_def(index)?;
+        // Checkpoints, caches, fallbacks and deadlines take the full path,
+        // boxed: their state would otherwise enlarge every step of every run.
+        let light = self.store().is_none()
+            && fallback.is_none()
+            && def.options.fallback_model.is_none()
+            && def.options.deadline.is_none();
+        if !light {
+            return Box::pin(self.step_full(def, index, inputs, call, validate, fallback)).await;
+        }
+        let measure = self.shared.runtime.observation().measure_outputs();
+        let what = Attempts {
+            def,
+            index,
+            iteration: 1,
+            model_override: None,
+            finishes: true,
+            measure,
+        };
+        match self.attempts(what, call, &validate).await {
+            Ok(done) => Ok(done.value),
+            Err(error) => {
+                self.end(index, false, None);
+                Err(error)
+            }
+        }
+    }
+
+    /// [`RunCx::step`] with restore, cache, save, deadline and fallbacks.
+    async fn step_full<T, F, Fut, V, D>(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        inputs: Option<u64>,
+        mut call: F,
+        validate: V,
+        mut default: Option<D>,
+    ) -> Result<T, ChainError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        D: FnOnce() -> T,
+        F: FnMut(StepCx) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
+        if let Some(value) = self.restore::<T>(def, index, 0)? {
+            self.skip_run(index, StepStatus::Restored);
+            return Ok(value);
+        }
+        let cache = self.cache_for(def, inputs);
+        if let Some(cache) = &cache
+            && let Some(value) = self.cache_get::<T>(def, index, cache).await?
+        {
+            self.save(def, index, 0, &value).await?;
+            self.skip_run(index, StepStatus::Cached);
+            return Ok(value);
+        }
+        let measure = self.shared.runtime.observation().measure_outputs();
+        // With a store the saved bytes are measured, not the value.
+        let what = Attempts {
+            def,
+            index,
+            iteration: 1,
+            model_override: None,
+            finishes: false,
+            measure: measure && self.store().is_none(),
+        };
+        // Each arm builds its future in place: binding a step's whole state to
+        // a variable first would copy it once per step.
+        let mut attempted = match def.options.deadline {
+            // Boxed: most steps have no deadline, and the timer would make
+            // every step's future (so every run in flight) larger.
+            Some(after) => Box::pin(tokio::time::timeout(
+                after,
+                self.attempts(what, &mut call, &validate),
+            ))
+            .await
+            .unwrap_or_else(|_| {
+                Err(self.step_error(def, index, FailureKind::StepDeadline { after }))
+            }),
+            None => self.attempts(what, &mut call, &validate).await,
+        };
+        // Retries spent: the step's fallbacks, in the policy's order.
+        let mut model_tried = false;
+        while let Err(error) = &attempted {
+            match fallback(
+                error.kind(),
+                def.options.fallback_model,
+                model_tried,
+                default.is_some(),
+            ) {
+                Fallback::Model(model) => {
+                    model_tried = true;
+                    let what = Attempts {
+                        model_override: Some(model),
+                        ..what
+                    };
+                    attempted = self.attempts(what, &mut call, &validate).await;
+                    if attempted.is_ok() {
+                        self.fell_back(index, def, format!("model:{model}"));
+                    }
+                }
+                Fallback::Default => {
+                    let Some(default) = default.take() else { break };
+                    self.fell_back(index, def, "default".to_owned());
+                    attempted = Ok(Attempted {
+                        value: default(),
+                        attempts: 0,
+                        finished_at: self.now(),
+                    });
+                }
+                Fallback::None => break,
+            }
+        }
+        let done = match attempted {
+            Ok(done) => done,
+            Err(error) => {
+                self.end(index, false, None);
+                return Err(error);
+            }
+        };
+        // Serialized once: the saved record, the output's size and the cache entry.
+        let bytes = match self.store() {
+            Some(_) => match self.encode(def, index, &done.value) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    self.end(index, false, None);
+                    return Err(error);
+                }
+            },
+            None => None,
+        };
+        if let Some(bytes) = &bytes {
+            if let Err(error) = self.save_bytes(def, index, 0, bytes).await {
+                self.end(index, false, None);
+                return Err(error);
+            }
+            if measure {
+                self.output_size(index, bytes.len() as u64);
+            }
+            if let Some(cache) = &cache {
+                self.cache_put(def, cache, bytes).await;
+            }
+        }
+        self.end(index, true, Some(done.finished_at));
+        Ok(done.value)
+    }
+
+    /// Records the size of step `index`'s output.
+    pub(super) fn output_size(&self, index: usize, bytes: u64) {
+        self.shared
+            .record(index, |record| record.output_bytes = Some(bytes));
+    }
+
+    /// Marks step `index` finished, at `finished` (now if `None`), and sends
+    /// `StepFinished` for a success.
+    pub(super) fn end(&self, index: usize, succeeded: bool, finished: Option<Duration>) {
+        let finished = finished.unwrap_or_else(|| self.now());
+        let summary = self.shared.record(index, |record| {
+            record.finished_at = Some(finished);
+            record.status = if succeeded {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            };
+            succeeded.then(|| Finished::of(record))
+        });
+        if let Some(Some(finished)) = summary {
+            self.shared.emit(|| finished.event(index));
+        }
+    }
+
+    /// Records that a fallback produced step `index`'s output.
+    fn fell_back(&self, index: usize, def: &'static StepDef, fallback: String) {
+        tracing::warn!(parent: &self.shared.span, step = def.name, %fallback, "step answered by its fallback");
+        self.shared
+            .record(index, |record| record.fallback = Some(fallback.clone()));
+        self.shared.emit(|| EventKind::StepFallback {
+            step: def.name,
+            index,
+            fallback,
+        });
+    }
+
+    /// Marks a step done without running it (restored or cached).
+    pub(super) fn skip_run(&self, index: usize, status: StepStatus) {
+        let now = self.now();
+        let name = self.shared.record(index, |record| {
+            record.ready_at = Some(now);
+            record.started_at = Some(now);
+            record.finished_at = Some(now);
+            record.status = status;
+            record.name
+        });
+        if let Some(step) = name {
+            self.shared.emit(|| match status {
+                StepStatus::Cached => EventKind::StepCached { step, index },
+                _ => EventKind::StepRestored { step, index },
+            });
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! [`LlmError`]: what can go wrong talking to a model, classified for retries.
+
+/// What can go wrong talking to a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LlmError {
+    /// The runtime has no model under that name.
+    #[error(
+        "no language model {}is configured; add one with `Runtime::builder().model(...)`",
+        match .name { Some(name) => format!("named `{name}` "), None => String::new() }
+    )]
+    NoModel {
+        /// The name asked for, `None` for the default model.
+        name: Option<String>,
+    },
+    /// A scripted model has no reply for this request.
+    #[error(
+        "the scripted model has no reply for {}; the prompt starts with {prompt_start:?}; scripted so far: {known}",
+        match .step { Some(step) => format!("step `{step}`"), None => "a call made outside any step".to_owned() }
+    )]
+    NoScript {
+        /// The step that asked.
+        step: Option<String>,
+        /// The first characters of the prompt.
+        prompt_start: String,
+        /// The scripts the model has, described.
+        known: String,
+    },
+    /// A failure injected by a scripted model (tests of error handling).
+    #[error("scripted failure: {message}")]
+    Scripted {
+        /// What the script said.
+        message: String,
+        /// Whether a retry may succeed.
+        retryable: bool,
+    },
+    /// The reply was not the JSON the step asked for.
+    #[error("the model's reply is not valid JSON for the expected type: {error}")]
+    Parse {
+        /// The parser's message.
+        error: String,
+        /// The reply as the model sent it.
+        raw: String,
+    },
+    /// The model stopped at its token limit, so the reply is cut off.
+    #[error("the model's reply was cut off at the token limit")]
+    Truncated {
+        /// The partial reply.
+        partial: String,
+    },
+    /// The provider refused, or its content filter stopped the reply.
+    #[error("the model refused or its content filter stopped the reply ({reason})")]
+    Refused {
+        /// The provider's stop reason.
+        reason: String,
+    },
+    /// Too many requests; try again after `retry_after` (from `Retry-After`
+    /// or `retry-after-ms`) if the provider said.
+    #[error("rate limited (HTTP {status}){}: {body}", match .retry_after { Some(after) => format!(", retry after {after:?}"), None => String::new() })]
+    RateLimited {
+        /// The HTTP status.
+        status: u16,
+        /// How long the provider asked to wait.
+        retry_after: Option<std::time::Duration>,
+        /// The response body.
+        body: String,
+    },
+    /// The account's quota or credit is used up: retrying will not help.
+    #[error("quota exhausted (HTTP {status}): {body}")]
+    QuotaExhausted {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// The provider is overloaded or failing (5xx, 529).
+    #[error("the provider is overloaded or failing (HTTP {status}): {body}")]
+    Overloaded {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// The API key was refused.
+    #[error("authentication failed (HTTP {status}): {body}")]
+    Auth {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// The provider rejected the request as malformed.
+    #[error("bad request (HTTP {status}): {body}")]
+    BadRequest {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// Any other HTTP error.
+    #[error("HTTP {status}: {body}")]
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The response body.
+        body: String,
+    },
+    /// The request did not get an answer in time.
+    #[error("the model call timed out")]
+    Timeout,
+    /// The connection failed or broke (a stream cut mid-way included).
+    #[error("connection to the model failed: {message}")]
+    Transport {
+        /// What failed.
+        message: String,
+        /// Text received before the failure, if any.
+        partial: String,
+    },
+    /// The run's budget is spent; the call was not made.
+    #[error("the run's budget of {limit} {what} is spent ({spent} so far); the call was not made")]
+    BudgetExceeded {
+        /// Tokens or US dollars.
+        what: &'static str,
+        /// The cap.
+        limit: f64,
+        /// What the run had spent.
+        spent: f64,
+    },
+    /// The provider answered with something that is not its documented format.
+    #[error("the provider's response could not be read: {message}")]
+    Decode {
+        /// What was wrong.
+        message: String,
+        /// The response body.
+        body: String,
+    },
+}
+
+impl LlmError {
+    /// Whether a retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LlmError::Scripted { retryable, .. } => *retryable,
+            LlmError::Parse { .. }
+            | LlmError::Truncated { .. }
+            | LlmError::RateLimited { .. }
+            | LlmError::Overloaded { .. }
+            | LlmError::Timeout
+            | LlmError::Transport { .. }
+            | LlmError::Decode { .. } => true,
+            LlmError::Http { status, .. } => *status >= 500,
+            LlmError::NoModel { .. }
+            | LlmError::NoScript { .. }
+            | LlmError::Refused { .. }
+            | LlmError::QuotaExhausted { .. }
+            | LlmError::BudgetExceeded { .. }
+            | LlmError::Auth { .. }
+            | LlmError::BadRequest { .. } => false,
+        }
+    }
+
+    /// How long the provider asked to wait before a retry, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            LlmError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}

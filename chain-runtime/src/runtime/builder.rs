@@ -1,0 +1,220 @@
+//! [`RuntimeBuilder`]: each method stacks one part of a [`Runtime`].
+
+use std::any::{Any, TypeId};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Runtime, RuntimeInner};
+use crate::events::Observer;
+use crate::limits::{CallLimits, RateLimiter, RunBudget};
+use crate::llm::{LanguageModel, PriceTable};
+use crate::retry::{Backoff, RetryPolicy};
+use crate::store::CheckpointStore;
+use crate::validate::Validate;
+
+/// Builds a [`Runtime`]; each method adds one part.
+#[derive(Default)]
+pub struct RuntimeBuilder {
+    parts: RuntimeInner,
+    max_concurrent_calls: Option<usize>,
+    rate: Option<(u32, Duration)>,
+}
+
+impl fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeBuilder").finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// The model steps use by default (`cx.llm()`).
+    #[must_use]
+    pub fn model(self, model: impl LanguageModel) -> Self {
+        self.shared_model(Arc::new(model))
+    }
+
+    /// The default model, already shared.
+    #[must_use]
+    pub fn shared_model(mut self, model: Arc<dyn LanguageModel>) -> Self {
+        self.parts.models.default = Some(model);
+        self
+    }
+
+    /// A model steps can pick by name (`cx.llm_named("fast")`).
+    #[must_use]
+    pub fn named_model(mut self, name: impl Into<String>, model: impl LanguageModel) -> Self {
+        self.parts.models.named.insert(name.into(), Arc::new(model));
+        self
+    }
+
+    /// A value steps can borrow by type (`cx.dep::<T>()`); one per type.
+    #[must_use]
+    pub fn dependency<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+        self.parts.deps.by_type.insert(TypeId::of::<T>(), value);
+        self
+    }
+
+    /// A hook that sees every step's output, in every chain.
+    #[must_use]
+    pub fn validator(mut self, hook: impl Validate) -> Self {
+        self.parts.policies.validators.push(Arc::new(hook));
+        self
+    }
+
+    /// Retries for steps that do not say `retry = N` (default 0).
+    #[must_use]
+    pub fn default_retries(mut self, retries: u32) -> Self {
+        self.parts.policies.retries = retries;
+        self
+    }
+
+    /// Backoff between retries: full jitter over `base · 2^(attempt-1)`, each
+    /// delay capped at `max`, at most a minute of backoff per step (see [`Backoff`]).
+    #[must_use]
+    pub fn backoff(self, base: Duration, max: Duration) -> Self {
+        self.retry_policy(Backoff {
+            base,
+            max_delay: max,
+            ..Backoff::default()
+        })
+    }
+
+    /// The policy deciding retry delays (default [`Backoff`]).
+    #[must_use]
+    pub fn retry_policy(mut self, policy: impl RetryPolicy) -> Self {
+        self.parts.policies.retry_policy = Arc::new(policy);
+        self
+    }
+
+    /// Per-attempt timeout for steps that do not say `timeout = ...` (default none).
+    #[must_use]
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.parts.policies.timeout = Some(timeout);
+        self
+    }
+
+    /// How many times `cx.llm().json(...)` shows the model its invalid JSON
+    /// and asks again before failing (default 2).
+    #[must_use]
+    pub fn reask_budget(mut self, times: u32) -> Self {
+        self.parts.policies.reask_budget = times;
+        self
+    }
+
+    /// An observer that sees every event of every run (see [`Observer`]).
+    #[must_use]
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.parts.observation.observers.push(Arc::new(observer));
+        self
+    }
+
+    /// Prices per model, so reports and events carry the cost of each step.
+    #[must_use]
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.parts.observation.prices = Some(prices);
+        self
+    }
+
+    /// How many recent run reports to keep for [`Runtime::report`] (default
+    /// 100; 0 keeps none).
+    #[must_use]
+    pub fn history(mut self, capacity: usize) -> Self {
+        self.parts.observation.history_capacity = capacity;
+        self
+    }
+
+    /// Whether to measure each output's JSON size for reports and events
+    /// (default on; it costs one serialization pass per step, none when
+    /// the output is checkpointed: the saved bytes are measured).
+    #[must_use]
+    pub fn measure_output_size(mut self, measure: bool) -> Self {
+        self.parts.observation.measure_outputs = measure;
+        self
+    }
+
+    /// Where runs save each step's output as it completes, so a failed or
+    /// crashed run can be resumed (`<chain>::resume`) without running finished
+    /// steps again; also holds the step-result cache (`cache = 1h` in `step!`).
+    #[must_use]
+    pub fn checkpoints(mut self, store: impl CheckpointStore) -> Self {
+        self.parts.durability.store = Some(Arc::new(store));
+        self
+    }
+
+    /// At most `n` model calls in flight at once, over every run of this
+    /// runtime (a call waits for a slot; the wait shows as queue time).
+    #[must_use]
+    pub fn max_concurrent_model_calls(mut self, n: usize) -> Self {
+        self.max_concurrent_calls = Some(n.max(1));
+        self
+    }
+
+    /// At most `calls` model calls per `interval`, over every run of this runtime.
+    #[must_use]
+    pub fn rate_limit(mut self, calls: u32, interval: Duration) -> Self {
+        self.rate = Some((calls, interval));
+        self
+    }
+
+    /// A cap on each run's tokens and/or cost (see [`RunBudget`]).
+    #[must_use]
+    pub fn run_budget(mut self, budget: RunBudget) -> Self {
+        self.parts.limits.run_budget = Some(budget);
+        self
+    }
+
+    /// The longest a run may take; past it the run stops with
+    /// [`FailureKind::DeadlineExceeded`](crate::FailureKind::DeadlineExceeded)
+    /// and its steps in flight are cancelled.
+    #[must_use]
+    pub fn run_deadline(mut self, deadline: Duration) -> Self {
+        self.parts.limits.run_deadline = Some(deadline);
+        self
+    }
+
+    /// The model named by the environment (see
+    /// [`model_from_env`](crate::llm::model_from_env)), or `fallback` when
+    /// `PROMPT_CHAIN_MODEL` is not set; says which on stderr.
+    #[cfg(feature = "providers")]
+    pub fn model_from_env_or(
+        self,
+        fallback: impl LanguageModel,
+    ) -> Result<Self, crate::llm::ModelConfigError> {
+        match crate::llm::model_from_env()? {
+            Some(model) => {
+                eprintln!(
+                    "prompt-chain: using {} (from PROMPT_CHAIN_MODEL)",
+                    model.name()
+                );
+                Ok(self.shared_model(model))
+            }
+            None => {
+                eprintln!(
+                    "prompt-chain: PROMPT_CHAIN_MODEL is not set; using the offline model `{}`",
+                    fallback.name()
+                );
+                Ok(self.model(fallback))
+            }
+        }
+    }
+
+    /// Finishes the runtime.
+    pub fn build(mut self) -> Runtime {
+        if self.max_concurrent_calls.is_some() || self.rate.is_some() {
+            self.parts.limits.calls = Some(CallLimits {
+                concurrent: self.max_concurrent_calls.map(tokio::sync::Semaphore::new),
+                rate: self
+                    .rate
+                    .map(|(calls, interval)| RateLimiter::new(calls, interval)),
+            });
+        }
+        let capacity = self.parts.observation.history_capacity.min(1024);
+        self.parts.observation.history = Mutex::new(VecDeque::with_capacity(capacity));
+        Runtime {
+            inner: Arc::new(self.parts),
+        }
+    }
+}

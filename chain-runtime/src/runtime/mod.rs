@@ -1,0 +1,113 @@
+//! The [`Runtime`]: models, dependencies, policies, limits, durability and
+//! observation shared by every run, and the [`RuntimeBuilder`] that stacks them.
+
+mod builder;
+mod parts;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use builder::RuntimeBuilder;
+pub(crate) use parts::{Dependencies, Durability, Limits, Models, Observation, Policies};
+
+use crate::ids::RunId;
+use crate::llm::{LanguageModel, PriceTable};
+use crate::report::ExecutionReport;
+
+/// What every run of every chain shares: the models, the user's dependencies
+/// (a database pool, an HTTP client, a knowledge base), validation hooks and
+/// default policies. Cheap to clone; build it once with [`Runtime::builder`].
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+#[derive(Default)]
+struct RuntimeInner {
+    models: Models,
+    deps: Dependencies,
+    policies: Policies,
+    limits: Limits,
+    durability: Durability,
+    observation: Observation,
+}
+
+impl Runtime {
+    /// Starts building a runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// The default model, if any.
+    pub fn model(&self) -> Option<&Arc<dyn LanguageModel>> {
+        self.inner.models.default_model()
+    }
+
+    /// The model registered under `name`, if any.
+    pub fn named_model(&self, name: &str) -> Option<&Arc<dyn LanguageModel>> {
+        self.inner.models.named(name)
+    }
+
+    /// The report of a recent run, by id (the runtime keeps the last
+    /// [`RuntimeBuilder::history`] runs, 100 by default).
+    pub fn report(&self, run_id: RunId) -> Option<Arc<ExecutionReport>> {
+        self.inner.observation.report(run_id)
+    }
+
+    /// The reports of recent runs, oldest first.
+    pub fn recent_reports(&self) -> Vec<Arc<ExecutionReport>> {
+        self.inner.observation.recent()
+    }
+
+    /// The price table, if one was set.
+    pub fn prices(&self) -> Option<&PriceTable> {
+        self.inner.observation.prices()
+    }
+
+    /// The dependency of type `T`, if one was added.
+    pub fn dependency<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.deps.get::<T>()
+    }
+
+    /// Retries, timeouts, re-asks and validation hooks.
+    pub(crate) fn policies(&self) -> &Policies {
+        &self.inner.policies
+    }
+
+    /// Call limits, the run budget and the run deadline.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The checkpoint store, if runs are durable.
+    pub(crate) fn durability(&self) -> &Durability {
+        &self.inner.durability
+    }
+
+    /// Observers, prices, output sizes and the report history.
+    pub(crate) fn observation(&self) -> &Observation {
+        &self.inner.observation
+    }
+}
+
+impl Default for Runtime {
+    /// A runtime with no model and no hooks (steps that call no model still run).
+    fn default() -> Self {
+        Runtime::builder().build()
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("Runtime")
+            .field("model", &inner.models.default_model().map(|m| m.name()))
+            .field("named_models", &inner.models.names())
+            .field("dependencies", &inner.deps.by_type.len())
+            .field("policies", &inner.policies)
+            .field("durable", &inner.durability.store().is_some())
+            .field("observers", &inner.observation.observers().len())
+            .field("history_capacity", &inner.observation.history_capacity)
+            .finish()
+    }
+}
