@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prompt_chain::llm::ScriptedReply;
 use prompt_chain::prelude::*;
 use prompt_chain::{
     FailureKind,
     llm::{BoxFuture, ChatRequest, Completion, FinishReason, LlmError, Usage},
     policy::RunBudget,
 };
-use prompt_chain::llm::ScriptedReply;
 use tokio::time::Instant;
 
 const MS: Duration = Duration::from_millis(1);

@@ -121,10 +121,15 @@ impl RunShared {
 
     /// Sends an event to the runtime's observers and the run's stream; the
     /// event is only built when someone listens.
+    #[inline]
     pub(crate) fn emit(&self, kind: impl FnOnce() -> EventKind) {
-        if !self.observed {
-            return;
+        if self.observed {
+            self.send(kind());
         }
+    }
+
+    /// Stamps and delivers an event (the cold half of [`RunShared::emit`]).
+    fn send(&self, kind: EventKind) {
         let elapsed = self.elapsed();
         let event = Event {
             run_id: self.id,
@@ -132,7 +137,7 @@ impl RunShared {
             chain_path: self.path(),
             elapsed,
             unix_ms: self.started_unix_ms + elapsed.as_millis() as u64,
-            kind: kind(),
+            kind,
         };
         for observer in self.runtime.observation().observers() {
             observer.on_event(&event);

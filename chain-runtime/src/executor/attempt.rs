@@ -11,17 +11,16 @@ use std::task::Poll;
 use std::time::Duration;
 
 use serde::Serialize;
-use tracing::Instrument;
 
 use super::policy::{Budgets, Decision, Failure};
 use super::run::RunCx;
-use crate::context::StepCx;
+use crate::context::{RunShared, StepCx};
 use crate::definition::StepDef;
 use crate::error::{ChainError, FailureKind, StepError, StepResult};
 use crate::events::EventKind;
 use crate::ids::splitmix64;
 use crate::llm::LlmError;
-use crate::report::{AttemptOutcome, AttemptRecord, StepStatus};
+use crate::report::{AttemptOutcome, AttemptRecord, StepRecord, StepStatus};
 use crate::validate::StepOutput;
 
 /// How one attempt went wrong, before classification.
@@ -87,14 +86,14 @@ impl RunCx {
         loop {
             attempt += 1;
             let started_at = self.now();
-            self.shared.record(index, |record| {
-                if record.started_at.is_none() {
-                    record.ready_at = Some(started_at);
-                    record.started_at = Some(started_at);
-                    record.status = StepStatus::Running;
-                }
-                record.attempts += 1;
-            });
+            // The record learns of the attempt when it ends, in one visit; an
+            // attempt cancelled on the way is recorded by the guard's drop.
+            let mut in_flight = InFlight {
+                run: &self.shared,
+                index,
+                started_at,
+                armed: true,
+            };
             self.shared.emit(|| EventKind::StepStarted {
                 step: def.name,
                 index,
@@ -120,7 +119,8 @@ impl RunCx {
                 attempt,
                 iteration,
             );
-            let attempted = run_attempt(call(cx), timeout).instrument(span).await;
+            let attempted = run_attempt(call(cx), timeout, span).await;
+            in_flight.armed = false;
             let (kind, retryable, outcome, retry_after) = match attempted {
                 Ok(value) => match self.check(def, attempt, &value, validate) {
                     Ok(()) => {
@@ -235,6 +235,7 @@ impl RunCx {
             output_bytes,
         } = done;
         let finished = self.shared.record(index, |record| {
+            started(record, started_at);
             record.attempt_log.push(AttemptRecord {
                 attempt,
                 iteration,
@@ -349,20 +350,56 @@ fn classify(error: AttemptError) -> (FailureKind, bool, AttemptOutcome, Option<D
     }
 }
 
-/// Polls one attempt's future with panics caught, under `timeout`.
-async fn run_attempt<T, Fut>(future: Fut, timeout: Option<Duration>) -> Result<T, AttemptError>
+/// Counts an attempt into its step's record: the step's start (on its first
+/// attempt) and one more attempt.
+fn started(record: &mut StepRecord, started_at: Duration) {
+    if record.started_at.is_none() {
+        record.ready_at = Some(started_at);
+        record.started_at = Some(started_at);
+        record.status = StepStatus::Running;
+    }
+    record.attempts += 1;
+}
+
+/// An attempt in flight: if its future is dropped (the run was cancelled,
+/// or a deadline passed), the record still shows that it started.
+struct InFlight<'a> {
+    run: &'a RunShared,
+    index: usize,
+    started_at: Duration,
+    armed: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.run
+                .record(self.index, |record| started(record, self.started_at));
+        }
+    }
+}
+
+/// Polls one attempt's future with panics caught, under `timeout`, inside
+/// `span` (entered only when someone collects spans).
+async fn run_attempt<T, Fut>(
+    future: Fut,
+    timeout: Option<Duration>,
+    span: tracing::Span,
+) -> Result<T, AttemptError>
 where
     Fut: Future<Output = StepResult<T>>,
 {
     let mut future = pin!(future);
-    let guarded = poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+    let traced = !span.is_disabled();
+    let guarded = poll_fn(|cx| {
+        let _entered = traced.then(|| span.enter());
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(Poll::Ready(Ok(value))) => Poll::Ready(Ok(value)),
             Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(AttemptError::Step(error))),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(AttemptError::Panicked(panic_message(&*payload)))),
-        },
-    );
+        }
+    });
     match timeout {
         Some(after) => Box::pin(tokio::time::timeout(after, guarded))
             .await
