@@ -27,6 +27,12 @@ impl Ctxt {
         !self.errors.is_empty()
     }
 
+    /// The messages recorded so far, in order, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn messages(&self) -> Vec<String> {
+        self.errors.iter().map(ToString::to_string).collect()
+    }
+
     /// All errors as `compile_error!` invocations.
     pub(crate) fn to_compile_errors(&self) -> TokenStream {
         self.errors
