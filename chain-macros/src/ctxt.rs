@@ -5,7 +5,7 @@ use std::fmt::Display;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-/// Gathers errors; [`Ctxt::check`] combines them into one `syn::Error`.
+/// Gathers errors; [`Ctxt::to_compile_errors`] emits them all at once.
 #[derive(Default)]
 pub(crate) struct Ctxt {
     errors: Vec<syn::Error>,
