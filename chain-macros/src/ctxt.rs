@@ -5,7 +5,7 @@ use std::fmt::Display;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-/// Gathers errors; [`Ctxt::check`] combines them into one `syn::Error`.
+/// Gathers errors; [`Ctxt::to_compile_errors`] emits them all at once.
 #[derive(Default)]
 pub(crate) struct Ctxt {
     errors: Vec<syn::Error>,
@@ -25,6 +25,12 @@ impl Ctxt {
     /// Whether any error was recorded.
     pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
+    }
+
+    /// The messages recorded so far, in order, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn messages(&self) -> Vec<String> {
+        self.errors.iter().map(ToString::to_string).collect()
     }
 
     /// All errors as `compile_error!` invocations.

@@ -329,3 +329,6 @@ pub(crate) fn exclusive(chain: &Chain, a: Option<ArmRef>, b: Option<ArmRef>) -> 
             .any(|y| x.route == y.route && x.arm != y.arm)
     })
 }
+
+#[cfg(test)]
+mod tests;

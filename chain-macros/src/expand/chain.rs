@@ -1,0 +1,283 @@
+//! The chain's interface: the `async fn` that runs it as a step, and the
+//! module named after it with `Input`, `Output`, `Return`, `Step`, `run`,
+//! `execute`, `resume`, `execute_with_events`, `graph` and `definition`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::{Ident, Type};
+
+use super::dataflow::execute_body;
+use super::definition::chain_definition;
+use super::docs::module_doc;
+use super::fallback;
+use super::hygiene::{child_type, child_vis, slot_type};
+use crate::ast::{Chain, StepDecl};
+use crate::graph::Graph;
+use crate::valid;
+
+/// The chain's function and module. With `graph == None` (the chain has errors)
+/// the bodies are stubs and `Output` holds only the inputs, so code using the
+/// chain still type-checks and the user sees the real errors, not a cascade.
+pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
+    let Chain {
+        attrs,
+        vis,
+        name,
+        inputs,
+        ret,
+        ..
+    } = chain;
+    let name_str = name.unraw().to_string();
+    let item_vis = child_vis(vis);
+    let input_keys: Vec<&Ident> = inputs.iter().map(|input| &input.key).collect();
+    let input_tys: Vec<&Type> = inputs.iter().map(|input| &input.ty).collect();
+    let cx_name = if input_keys.iter().any(|key| *key == "cx") {
+        format_ident!("__chain_cx")
+    } else {
+        format_ident!("cx")
+    };
+
+    let input_fields: Vec<TokenStream> = inputs
+        .iter()
+        .map(|input| {
+            let key = &input.key;
+            let ty = child_type(&input.ty);
+            let doc = format!("Input `{}` of chain `{name_str}`.", key.unraw());
+            quote!(#[doc = #doc] #item_vis #key: #ty)
+        })
+        .collect();
+    let ret_child = child_type(ret);
+    let step_fields: Vec<TokenStream> = match graph {
+        Some(graph) => step_keys(chain)
+            .into_iter()
+            .map(|step| {
+                let key = &step.key;
+                let ty = slot_type(step);
+                if graph.always_produced(chain, &key.to_string()) {
+                    let doc = format!("Output of step `{}`, under key `{}`.", step.name(), key.unraw());
+                    quote!(#[doc = #doc] #item_vis #key: #ty)
+                } else {
+                    let doc = format!(
+                        "Output under key `{}`, produced only by some route arms: `None` when the arm taken does not produce it.",
+                        key.unraw()
+                    );
+                    quote!(#[doc = #doc] #item_vis #key: ::core::option::Option<#ty>)
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let output_key = chain.output.as_ref();
+    let stub = fallback::stub_body(&name_str);
+    let (execute_body, return_body, run_body, as_step_body) = match (graph, output_key) {
+        (Some(graph), Some(output)) => (
+            execute_body(chain, graph),
+            quote_spanned!(output.span()=> __chain_outputs.#output),
+            quote! {
+                let __chain_outputs = __execute(runtime, ::prompt_chain::RunOptions::default(), input).await.result?;
+                ::core::result::Result::Ok(__chain_return(__chain_outputs))
+            },
+            quote! {
+                let __chain_options = ::prompt_chain::RunOptions { parent: ::core::option::Option::Some(cx), ..::core::default::Default::default() };
+                match __execute(cx.runtime(), __chain_options, input).await.result {
+                    ::core::result::Result::Ok(__chain_outputs) => ::core::result::Result::Ok(__chain_return(__chain_outputs)),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(::prompt_chain::StepError::from(error)),
+                }
+            },
+        ),
+        _ => (stub.clone(), stub.clone(), stub.clone(), stub),
+    };
+    let definition = chain_definition(chain);
+    let (mermaid, dot) = match graph {
+        Some(graph) => (
+            crate::picture::mermaid(chain, graph),
+            crate::picture::dot(chain, graph),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let lint = unused_keys_lint(chain, graph);
+    let mod_doc = module_doc(chain);
+    let input_doc = format!("The inputs of chain `{name_str}`.");
+    let output_doc = format!(
+        "Every key of a completed run of chain `{name_str}`: its inputs, then each step's output."
+    );
+    let return_doc = format!("The type chain `{name_str}` returns.");
+    let step_doc = format!(
+        "Implements [`prompt_chain::Step`](::prompt_chain::Step) for chain `{name_str}`, so it can run as a step of another chain."
+    );
+
+    quote! {
+        #(#attrs)*
+        #[allow(clippy::too_many_arguments)]
+        #vis async fn #name(
+            #cx_name: &::prompt_chain::StepCx,
+            #(#input_keys: #input_tys),*
+        ) -> ::prompt_chain::StepResult<#ret> {
+            #name::__run_as_step(#cx_name, #name::Input { #(#input_keys),* }).await
+        }
+
+        #[doc = #mod_doc]
+        #[allow(non_snake_case, unused_imports)]
+        #vis mod #name {
+            use super::*;
+
+            #[doc = #input_doc]
+            #[derive(::core::fmt::Debug, ::prompt_chain::__private::serde::Serialize, ::prompt_chain::__private::serde::Deserialize)]
+            #[serde(crate = "::prompt_chain::__private::serde")]
+            #item_vis struct Input {
+                #(#input_fields,)*
+            }
+
+            #[doc = #output_doc]
+            #[derive(::core::fmt::Debug, ::prompt_chain::__private::serde::Serialize, ::prompt_chain::__private::serde::Deserialize)]
+            #[serde(crate = "::prompt_chain::__private::serde")]
+            #item_vis struct Output {
+                #(#input_fields,)*
+                #(#step_fields,)*
+            }
+
+            #[doc = #return_doc]
+            #item_vis type Return = #ret_child;
+
+            #[doc = #step_doc]
+            #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::default::Default)]
+            #item_vis struct Step;
+
+            impl ::prompt_chain::Step for Step {
+                type Input = Input;
+                type Output = Return;
+                const NAME: &'static str = #name_str;
+
+                fn call(
+                    __chain_cx: &::prompt_chain::StepCx,
+                    __chain_input: Input,
+                ) -> impl ::core::future::Future<Output = ::prompt_chain::StepResult<Return>> + ::core::marker::Send + '_ {
+                    __run_as_step(__chain_cx, __chain_input)
+                }
+            }
+
+            /// The chain's graph (inputs, steps, keys, routes) as Mermaid and DOT,
+            /// computed at compile time.
+            #item_vis fn graph() -> ::prompt_chain::ChainGraph {
+                ::prompt_chain::ChainGraph { mermaid: #mermaid, dot: #dot }
+            }
+
+            /// The chain's declaration as data: inputs, steps, options, output.
+            #item_vis fn definition() -> &'static ::prompt_chain::ChainDef {
+                &__CHAIN_DEF
+            }
+
+            /// Runs the chain and returns its output.
+            #item_vis async fn run(
+                runtime: &::prompt_chain::Runtime,
+                input: Input,
+            ) -> ::core::result::Result<Return, ::prompt_chain::ChainError> {
+                #run_body
+            }
+
+            /// Runs the chain and returns every key it computed, with the run's report.
+            #item_vis async fn execute(
+                runtime: &::prompt_chain::Runtime,
+                input: Input,
+            ) -> ::prompt_chain::Outcome<Output> {
+                __execute(runtime, ::prompt_chain::RunOptions::default(), input).await
+            }
+
+            /// Resumes run `run_id` from the runtime's checkpoint store: steps
+            /// whose output was saved are restored, not run again.
+            #item_vis async fn resume(
+                runtime: &::prompt_chain::Runtime,
+                run_id: ::prompt_chain::RunId,
+            ) -> ::prompt_chain::Outcome<Output> {
+                match ::prompt_chain::__private::load_input::<Input, Output>(runtime, &__CHAIN_DEF, run_id).await {
+                    ::core::result::Result::Ok(input) => {
+                        let __chain_options = ::prompt_chain::RunOptions {
+                            resume: ::core::option::Option::Some(run_id),
+                            ..::core::default::Default::default()
+                        };
+                        __execute(runtime, __chain_options, input).await
+                    }
+                    ::core::result::Result::Err(outcome) => outcome,
+                }
+            }
+
+            /// Like `execute`, and the run's events (its sub-chains' included) as
+            /// a stream; poll both, for example with `tokio::join!` or by spawning the run.
+            #item_vis fn execute_with_events(
+                runtime: &::prompt_chain::Runtime,
+                input: Input,
+            ) -> (
+                ::prompt_chain::EventStream,
+                impl ::core::future::Future<Output = ::prompt_chain::Outcome<Output>> + ::core::marker::Send + '_,
+            ) {
+                let (__chain_sink, __chain_stream) = ::prompt_chain::EventStream::channel();
+                let __chain_options = ::prompt_chain::RunOptions { events: ::core::option::Option::Some(__chain_sink), ..::core::default::Default::default() };
+                (__chain_stream, __execute(runtime, __chain_options, input))
+            }
+
+            #[doc(hidden)]
+            #item_vis async fn __run_as_step(
+                cx: &::prompt_chain::StepCx,
+                input: Input,
+            ) -> ::prompt_chain::StepResult<Return> {
+                #as_step_body
+            }
+
+            /// Picks the returned key out of the outputs; its signature carries the
+            /// user's return type, so a mismatch points at it and at the key.
+            #[allow(unused_variables)]
+            fn __chain_return(__chain_outputs: Output) -> #ret_child {
+                #return_body
+            }
+
+            #definition
+
+            // Hooks are called through closures on purpose: the closure's
+            // argument type comes from the key, so `&str` hooks take `String` keys.
+            #[doc(hidden)]
+            #[allow(clippy::redundant_closure)]
+            #item_vis async fn __execute(
+                __chain_runtime: &::prompt_chain::Runtime,
+                __chain_options: ::prompt_chain::RunOptions<'_>,
+                __chain_input: Input,
+            ) -> ::prompt_chain::Outcome<Output> {
+                #execute_body
+            }
+
+            #lint
+        }
+    }
+}
+
+/// Every distinct key a step writes, with its first producer (which types it).
+pub(super) fn step_keys(chain: &Chain) -> Vec<&StepDecl> {
+    let mut seen: Vec<String> = Vec::new();
+    chain
+        .steps
+        .iter()
+        .filter(|step| {
+            let key = step.key.to_string();
+            let new = !seen.contains(&key);
+            seen.push(key);
+            new
+        })
+        .collect()
+}
+
+/// Keys nobody reads become `unused variable` warnings on the user's own key.
+fn unused_keys_lint(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
+    let Some(graph) = graph else {
+        return TokenStream::new();
+    };
+    let unused = valid::unused_keys(chain, graph);
+    if unused.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #[allow(dead_code)]
+        fn __chain_unused_keys() {
+            #(let #unused = 0u8;)*
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The chain's declaration as data: the `static __CHAIN_DEF` the runtime
+//! reads (names, keys, step options, route arms, fingerprint).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ext::IdentExt;
+
+use crate::ast::Chain;
+
+/// The `static __CHAIN_DEF` describing the chain.
+pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
+    let name = chain.name.unraw().to_string();
+    let inputs = chain
+        .inputs
+        .iter()
+        .map(|input| input.key.unraw().to_string());
+    let output = chain
+        .output
+        .as_ref()
+        .map(|key| key.unraw().to_string())
+        .unwrap_or_default();
+    let fingerprint = chain.fingerprint;
+    let steps = chain.steps.iter().map(|step| {
+        let step_name = step.name();
+        let key = step.key.unraw().to_string();
+        let step_inputs = step.args.iter().map(|arg| arg.unraw().to_string());
+        let retries = match step.options.retry {
+            Some(n) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
+        let timeout = match step.options.timeout_ms {
+            Some(ms) => {
+                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let validated = step.options.validate.is_some();
+        let max_iterations = match step.options.max {
+            Some(n) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
+        let reasks = match step.options.reask {
+            Some(n) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
+        let fallback_model = match &step.options.fallback_model {
+            Some(name) => quote!(::core::option::Option::Some(#name)),
+            None => quote!(::core::option::Option::None),
+        };
+        let deadline = match step.options.deadline_ms {
+            Some(ms) => {
+                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let cache = match step.options.cache_ms {
+            Some(ms) => {
+                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            ::prompt_chain::StepDef {
+                name: #step_name,
+                key: #key,
+                inputs: &[#(#step_inputs),*],
+                options: ::prompt_chain::StepOptions {
+                    retries: #retries,
+                    timeout: #timeout,
+                    validated: #validated,
+                    max_iterations: #max_iterations,
+                    cache: #cache,
+                    reasks: #reasks,
+                    fallback_model: #fallback_model,
+                    deadline: #deadline,
+                },
+            }
+        }
+    });
+    let routes = chain.routes.iter().enumerate().map(|(r, route)| {
+        let key = route.key.unraw().to_string();
+        let arms = route.arms.iter().enumerate().map(|(a, arm)| {
+            let pattern = &arm.label;
+            let mut steps = Vec::new();
+            arm_steps(chain, r, a, &mut steps);
+            quote!(::prompt_chain::ArmDef { pattern: #pattern, steps: &[#(#steps),*] })
+        });
+        quote!(::prompt_chain::RouteDef { key: #key, arms: &[#(#arms),*] })
+    });
+    quote! {
+        static __CHAIN_DEF: ::prompt_chain::ChainDef = ::prompt_chain::ChainDef {
+            name: #name,
+            inputs: &[#(#inputs),*],
+            steps: &[#(#steps),*],
+            routes: &[#(#routes),*],
+            output: #output,
+            fingerprint: #fingerprint,
+        };
+    }
+}
+
+/// Every step inside arm `arm` of route `route`, nested routes included.
+fn arm_steps(chain: &Chain, route: usize, arm: usize, out: &mut Vec<usize>) {
+    let decl = &chain.routes[route].arms[arm];
+    out.extend(decl.steps.iter().copied());
+    for &inner in &decl.routes {
+        for inner_arm in 0..chain.routes[inner].arms.len() {
+            arm_steps(chain, inner, inner_arm, out);
+        }
+    }
+}

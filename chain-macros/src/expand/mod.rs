@@ -1,0 +1,74 @@
+//! Printing code: `#[step]` and `#[chain]` expansions, and the fallbacks
+//! emitted beside compile errors. Nothing here rejects input; `valid` did.
+//!
+//! The entry points below run the stages; each file prints one part:
+//! `step.rs` the `#[step]` module, `chain.rs` a chain's function and module,
+//! `dataflow.rs` the body that runs its steps, `definition.rs` its static
+//! description, `docs.rs` its module documentation, `hygiene.rs` how user
+//! paths read from inside generated modules, `fallback.rs` what is emitted
+//! when there are errors.
+
+mod chain;
+mod dataflow;
+mod definition;
+mod docs;
+mod fallback;
+mod hygiene;
+mod step;
+
+use proc_macro2::{Span, TokenStream};
+use syn::ItemFn;
+
+use crate::ast::{Chain, StepFn};
+use crate::ctxt::Ctxt;
+use crate::graph::Graph;
+use crate::valid;
+
+/// `#[step]`.
+pub(crate) fn step(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    if !args.is_empty() {
+        cx.error_spanned_by(&args, "`#[step]` takes no arguments");
+    }
+    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+        Ok(item_fn) => item_fn,
+        Err(_) => {
+            cx.syn_error(syn::Error::new(
+                Span::call_site(),
+                "`#[step]` goes on an `async fn`",
+            ));
+            return fallback::item_as_written(&cx, &item);
+        }
+    };
+    match StepFn::from_syn(&mut cx, item_fn) {
+        Some(step) if !cx.has_errors() => step::expand(&step),
+        _ => fallback::item_as_written(&cx, &item),
+    }
+}
+
+/// `#[chain]`.
+pub(crate) fn chain(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    if !args.is_empty() {
+        cx.error_spanned_by(&args, "`#[chain]` takes no arguments");
+    }
+    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+        Ok(item_fn) => item_fn,
+        Err(_) => {
+            cx.syn_error(syn::Error::new(
+                Span::call_site(),
+                "`#[chain]` goes on an `async fn`",
+            ));
+            return fallback::item_as_written(&cx, &item);
+        }
+    };
+    let Some(chain) = Chain::from_syn(&mut cx, item_fn) else {
+        return cx.to_compile_errors();
+    };
+    let graph = Graph::build(&chain);
+    valid::validate(&mut cx, &chain, &graph);
+    if cx.has_errors() {
+        return fallback::chain_with_errors(&cx, &chain);
+    }
+    chain::interface(&chain, Some(&graph))
+}
