@@ -119,11 +119,3 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-// Paths the macros' expansion still names at the root (moved into modules).
-#[doc(hidden)]
-pub use prompt_chain_runtime::{
-    __private::RunOptions,
-    definition::{ArmDef, ChainDef, ChainGraph, RouteDef, StepDef, StepOptions},
-    events::EventStream,
-};

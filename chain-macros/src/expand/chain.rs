@@ -75,11 +75,11 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             execute_body(chain, graph),
             quote_spanned!(output.span()=> __chain_outputs.#output),
             quote! {
-                let __chain_outputs = __execute(runtime, ::prompt_chain::RunOptions::default(), input).await.result?;
+                let __chain_outputs = __execute(runtime, ::prompt_chain::__private::RunOptions::default(), input).await.result?;
                 ::core::result::Result::Ok(__chain_return(__chain_outputs))
             },
             quote! {
-                let __chain_options = ::prompt_chain::RunOptions { parent: ::core::option::Option::Some(cx), ..::core::default::Default::default() };
+                let __chain_options = ::prompt_chain::__private::RunOptions { parent: ::core::option::Option::Some(cx), ..::core::default::Default::default() };
                 match __execute(cx.runtime(), __chain_options, input).await.result {
                     ::core::result::Result::Ok(__chain_outputs) => ::core::result::Result::Ok(__chain_return(__chain_outputs)),
                     ::core::result::Result::Err(error) => ::core::result::Result::Err(::prompt_chain::StepError::from(error)),
@@ -159,12 +159,12 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
 
             /// The chain's graph (inputs, steps, keys, routes) as Mermaid and DOT,
             /// computed at compile time.
-            #item_vis fn graph() -> ::prompt_chain::ChainGraph {
-                ::prompt_chain::ChainGraph { mermaid: #mermaid, dot: #dot }
+            #item_vis fn graph() -> ::prompt_chain::definition::ChainGraph {
+                ::prompt_chain::definition::ChainGraph { mermaid: #mermaid, dot: #dot }
             }
 
             /// The chain's declaration as data: inputs, steps, options, output.
-            #item_vis fn definition() -> &'static ::prompt_chain::ChainDef {
+            #item_vis fn definition() -> &'static ::prompt_chain::definition::ChainDef {
                 &__CHAIN_DEF
             }
 
@@ -181,7 +181,7 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 runtime: &::prompt_chain::Runtime,
                 input: Input,
             ) -> ::prompt_chain::Outcome<Output> {
-                __execute(runtime, ::prompt_chain::RunOptions::default(), input).await
+                __execute(runtime, ::prompt_chain::__private::RunOptions::default(), input).await
             }
 
             /// Resumes run `run_id` from the runtime's checkpoint store: steps
@@ -192,7 +192,7 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             ) -> ::prompt_chain::Outcome<Output> {
                 match ::prompt_chain::__private::load_input::<Input, Output>(runtime, &__CHAIN_DEF, run_id).await {
                     ::core::result::Result::Ok(input) => {
-                        let __chain_options = ::prompt_chain::RunOptions {
+                        let __chain_options = ::prompt_chain::__private::RunOptions {
                             resume: ::core::option::Option::Some(run_id),
                             ..::core::default::Default::default()
                         };
@@ -208,11 +208,11 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 runtime: &::prompt_chain::Runtime,
                 input: Input,
             ) -> (
-                ::prompt_chain::EventStream,
+                ::prompt_chain::events::EventStream,
                 impl ::core::future::Future<Output = ::prompt_chain::Outcome<Output>> + ::core::marker::Send + '_,
             ) {
-                let (__chain_sink, __chain_stream) = ::prompt_chain::EventStream::channel();
-                let __chain_options = ::prompt_chain::RunOptions { events: ::core::option::Option::Some(__chain_sink), ..::core::default::Default::default() };
+                let (__chain_sink, __chain_stream) = ::prompt_chain::events::EventStream::channel();
+                let __chain_options = ::prompt_chain::__private::RunOptions { events: ::core::option::Option::Some(__chain_sink), ..::core::default::Default::default() };
                 (__chain_stream, __execute(runtime, __chain_options, input))
             }
 
@@ -239,7 +239,7 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
             #[allow(clippy::redundant_closure)]
             #item_vis async fn __execute(
                 __chain_runtime: &::prompt_chain::Runtime,
-                __chain_options: ::prompt_chain::RunOptions<'_>,
+                __chain_options: ::prompt_chain::__private::RunOptions<'_>,
                 __chain_input: Input,
             ) -> ::prompt_chain::Outcome<Output> {
                 #execute_body

@@ -60,11 +60,11 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         quote! {
-            ::prompt_chain::StepDef {
+            ::prompt_chain::definition::StepDef {
                 name: #step_name,
                 key: #key,
                 inputs: &[#(#step_inputs),*],
-                options: ::prompt_chain::StepOptions {
+                options: ::prompt_chain::definition::StepOptions {
                     retries: #retries,
                     timeout: #timeout,
                     validated: #validated,
@@ -83,12 +83,12 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
             let pattern = &arm.label;
             let mut steps = Vec::new();
             arm_steps(chain, r, a, &mut steps);
-            quote!(::prompt_chain::ArmDef { pattern: #pattern, steps: &[#(#steps),*] })
+            quote!(::prompt_chain::definition::ArmDef { pattern: #pattern, steps: &[#(#steps),*] })
         });
-        quote!(::prompt_chain::RouteDef { key: #key, arms: &[#(#arms),*] })
+        quote!(::prompt_chain::definition::RouteDef { key: #key, arms: &[#(#arms),*] })
     });
     quote! {
-        static __CHAIN_DEF: ::prompt_chain::ChainDef = ::prompt_chain::ChainDef {
+        static __CHAIN_DEF: ::prompt_chain::definition::ChainDef = ::prompt_chain::definition::ChainDef {
             name: #name,
             inputs: &[#(#inputs),*],
             steps: &[#(#steps),*],

@@ -3,9 +3,8 @@
 //! asks the [policy](super::policy) what follows a failure.
 
 use std::any::Any;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -119,7 +118,17 @@ impl RunCx {
                 attempt,
                 iteration,
             );
-            let attempted = run_attempt(call(cx), timeout, span).await;
+            let guarded = Guarded {
+                future: call(cx),
+                span,
+            };
+            let attempted = match timeout {
+                None => guarded.await,
+                // Boxed: the timer would enlarge every step's future.
+                Some(after) => Box::pin(tokio::time::timeout(after, guarded))
+                    .await
+                    .unwrap_or(Err(AttemptError::TimedOut(after))),
+            };
             in_flight.armed = false;
             let (kind, retryable, outcome, retry_after) = match attempted {
                 Ok(value) => match self.check(def, attempt, &value, validate) {
@@ -246,11 +255,12 @@ impl RunCx {
             if output_bytes.is_some() {
                 record.output_bytes = output_bytes;
             }
-            finishes.then(|| {
+            if finishes {
                 record.finished_at = Some(finished_at);
                 record.status = StepStatus::Succeeded;
-                super::step::Finished::of(record)
-            })
+            }
+            // `StepFinished` is only built for someone listening.
+            (finishes && self.shared.observed()).then(|| super::step::Finished::of(record))
         });
         if let Some(Some(finished)) = finished {
             self.shared.emit(|| finished.event(index));
@@ -379,32 +389,30 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Polls one attempt's future with panics caught, under `timeout`, inside
-/// `span` (entered only when someone collects spans).
-async fn run_attempt<T, Fut>(
-    future: Fut,
-    timeout: Option<Duration>,
-    span: tracing::Span,
-) -> Result<T, AttemptError>
-where
-    Fut: Future<Output = StepResult<T>>,
-{
-    let mut future = pin!(future);
-    let traced = !span.is_disabled();
-    let guarded = poll_fn(|cx| {
-        let _entered = traced.then(|| span.enter());
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+pin_project_lite::pin_project! {
+    /// One attempt's future with panics caught, polled inside its span
+    /// (entered only when someone collects spans). A struct rather than an
+    /// `async fn` so the step's future is not moved once more per attempt.
+    struct Guarded<Fut> {
+        #[pin]
+        future: Fut,
+        span: tracing::Span,
+    }
+}
+
+impl<T, Fut: Future<Output = StepResult<T>>> Future for Guarded<Fut> {
+    type Output = Result<T, AttemptError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = (!this.span.is_disabled()).then(|| this.span.enter());
+        let future = this.future;
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Ready(Ok(value))) => Poll::Ready(Ok(value)),
             Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(AttemptError::Step(error))),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(AttemptError::Panicked(panic_message(&*payload)))),
         }
-    });
-    match timeout {
-        Some(after) => Box::pin(tokio::time::timeout(after, guarded))
-            .await
-            .unwrap_or(Err(AttemptError::TimedOut(after))),
-        None => guarded.await,
     }
 }
 

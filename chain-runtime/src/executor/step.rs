@@ -235,7 +235,7 @@ impl RunCx {
             } else {
                 StepStatus::Failed
             };
-            succeeded.then(|| Finished::of(record))
+            (succeeded && self.shared.observed()).then(|| Finished::of(record))
         });
         if let Some(Some(finished)) = summary {
             self.shared.emit(|| finished.event(index));

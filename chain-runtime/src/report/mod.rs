@@ -319,24 +319,29 @@ impl ExecutionReport {
         steps: Vec<StepRecord>,
         routes: Vec<RouteRecord>,
     ) -> Self {
-        let count = |status: StepStatus| steps.iter().filter(|s| s.status == status).count();
-        let usage = steps
-            .iter()
-            .fold(Usage::default(), |sum, step| sum + step.usage);
-        let cost_usd = steps
-            .iter()
-            .fold(None, |sum, step| add_cost(sum, step.cost_usd));
+        // One pass over the records: this runs at the end of every run.
+        let (mut completed, mut failed, mut skipped) = (0, 0, 0);
+        let mut usage = Usage::default();
+        let mut cost_usd = None;
+        for step in &steps {
+            match step.status {
+                StepStatus::Succeeded | StepStatus::Restored | StepStatus::Cached => completed += 1,
+                StepStatus::Failed => failed += 1,
+                StepStatus::Skipped => skipped += 1,
+                StepStatus::Pending | StepStatus::Running => {}
+            }
+            usage = usage + step.usage;
+            cost_usd = add_cost(cost_usd, step.cost_usd);
+        }
         Self {
             run_id,
             parent_run_id,
             chain,
             status,
             duration,
-            steps_completed: count(StepStatus::Succeeded)
-                + count(StepStatus::Restored)
-                + count(StepStatus::Cached),
-            steps_failed: count(StepStatus::Failed),
-            steps_skipped: count(StepStatus::Skipped),
+            steps_completed: completed,
+            steps_failed: failed,
+            steps_skipped: skipped,
             usage,
             cost_usd,
             steps,
