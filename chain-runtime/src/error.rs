@@ -157,6 +157,22 @@ pub enum FailureKind {
         /// The fingerprint of the chain now.
         current: u64,
     },
+    /// On re-execution, a step made a call (a sub-chain) that differs from
+    /// the one the journal recorded at the same address: steps must make
+    /// their calls in the same order, with the same inputs, every time.
+    #[error(
+        "on replay, call #{ordinal} of step `{step}` is {now}, but the journal recorded {recorded} at that address; a step must make its calls in the same order with the same inputs on every execution (start a new run to change them)"
+    )]
+    ReplayMismatch {
+        /// The step making the call.
+        step: &'static str,
+        /// Which call of the step, from 0.
+        ordinal: u32,
+        /// The call the journal holds.
+        recorded: String,
+        /// The call made now.
+        now: String,
+    },
     /// The step went past its `deadline` (all attempts and backoff together).
     #[error("the step went past its deadline of {after:?} over all its attempts")]
     StepDeadline {
@@ -189,6 +205,7 @@ impl FailureKind {
             | FailureKind::Panicked { .. }
             | FailureKind::Checkpoint(_)
             | FailureKind::DefinitionChanged { .. }
+            | FailureKind::ReplayMismatch { .. }
             | FailureKind::Internal { .. } => false,
         }
     }

@@ -103,13 +103,14 @@ impl StepCx {
         self.iteration
     }
 
-    /// A key naming this attempt of this step in this run, for providers and
-    /// services that deduplicate requests (`run-…/key/iteration/attempt`).
+    /// A key naming this unit of work, for providers and services that
+    /// deduplicate requests: `run-…/key/iteration`, derived from the unit's
+    /// address (a sub-chain's run id comes from its caller's address and the
+    /// call's ordinal). Every attempt of the unit sends the same key, so a
+    /// retried or resumed side effect is applied once by a service that
+    /// honours it.
     pub fn idempotency_key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.run.id, self.key, self.iteration, self.attempt
-        )
+        format!("{}/{}/{}", self.run.id, self.key, self.iteration)
     }
 
     /// The runtime the run belongs to.

@@ -3,6 +3,7 @@
 //! run has spent.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -15,11 +16,17 @@ use crate::limits::Spent;
 use crate::report::{RouteRecord, StepRecord};
 use crate::runtime::Runtime;
 
-/// Where a sub-chain's run hangs in its parent: the parent's run and the
-/// step (and iteration) calling it.
+/// Where a sub-chain's run hangs in its parent: the parent's run, and the
+/// step calling it (its index, iteration and the call's ordinal in the step).
 #[derive(Clone)]
 pub(crate) struct Parent {
     pub(crate) run: Arc<RunShared>,
+    /// The calling step's index in the parent chain.
+    pub(crate) index: usize,
+    /// The calling step's loop iteration.
+    pub(crate) iteration: u32,
+    /// Which call of the calling step's attempt this is, from 0.
+    pub(crate) ordinal: u32,
 }
 
 /// The state of one run, shared by its steps.
@@ -28,6 +35,8 @@ pub(crate) struct RunShared {
     pub(crate) runtime: Runtime,
     pub(crate) chain: &'static ChainDef,
     pub(crate) parent: Option<RunId>,
+    /// The step of the parent run this sub-chain's usage rolls up into.
+    pub(crate) parent_link: Option<Parent>,
     parent_path: Option<Arc<str>>,
     path: OnceLock<Arc<str>>,
     started: Instant,
@@ -42,6 +51,9 @@ pub(crate) struct RunShared {
     restored: Mutex<HashMap<(String, u32), Vec<u8>>>,
     /// Tokens and cost spent, shared with sub-chains (for the run budget).
     pub(crate) spent: Arc<Spent>,
+    /// Per step, the calls (sub-chains) its current attempt has made: the
+    /// ordinal in each call's address.
+    calls: Box<[AtomicU32]>,
 }
 
 impl RunShared {
@@ -87,6 +99,7 @@ impl RunShared {
             runtime,
             chain,
             parent: parent_id,
+            parent_link: parent.cloned(),
             parent_path: parent_run.map(|run| run.path()),
             path: OnceLock::new(),
             started: Instant::now(),
@@ -98,7 +111,23 @@ impl RunShared {
             span,
             restored: Mutex::new(HashMap::new()),
             spent: parent_run.map_or_else(Default::default, |run| Arc::clone(&run.spent)),
+            calls: chain.steps.iter().map(|_| AtomicU32::new(0)).collect(),
         }
+    }
+
+    /// Starts counting step `index`'s calls afresh (a new attempt replays
+    /// its calls from ordinal 0).
+    pub(crate) fn reset_calls(&self, index: usize) {
+        if let Some(calls) = self.calls.get(index) {
+            calls.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The ordinal of step `index`'s next call.
+    pub(crate) fn next_call(&self, index: usize) -> u32 {
+        self.calls
+            .get(index)
+            .map_or(0, |calls| calls.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The chain path: `support_router › technical_support` for a sub-chain.

@@ -7,12 +7,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::run::{RunCx, RunOptions};
+use crate::context::Parent;
 use crate::definition::{ChainDef, StepDef};
 use crate::error::{ChainError, FailureKind};
 use crate::ids::RunId;
 use crate::report::Outcome;
 use crate::runtime::Runtime;
-use crate::store::{CheckpointStore, NewRun, StoreError, StoredStatus};
+use crate::store::{CheckpointStore, NewRun, SavedRun, StoreError, StoredStatus};
 
 impl RunCx {
     /// The store, if this run is durable.
@@ -33,6 +34,9 @@ impl RunCx {
         let (id, chain) = (self.shared.id, self.shared.chain);
         match store.load_run(id).await.map_err(FailureKind::Checkpoint)? {
             Some(saved) => {
+                if let Some(parent) = &self.shared.parent_link {
+                    replayed_call(parent, &saved, chain.name, input)?;
+                }
                 if saved.chain != chain.name || saved.fingerprint != chain.fingerprint {
                     return Err(FailureKind::DefinitionChanged {
                         run_id: id,
@@ -151,6 +155,38 @@ impl RunCx {
             tracing::warn!(parent: &self.shared.span, %error, "recording the run's end failed");
         }
     }
+}
+
+/// Checks that a sub-chain call replayed at a recorded address is the call
+/// the journal holds there: the same chain on the same input. A step that
+/// makes its calls in another order, or with other inputs, on re-execution
+/// would otherwise be handed another call's result.
+fn replayed_call<I: Serialize>(
+    parent: &Parent,
+    saved: &SavedRun,
+    chain: &'static str,
+    input: &I,
+) -> Result<(), FailureKind> {
+    let now = serde_json::to_value(input).ok();
+    let recorded = serde_json::from_slice::<serde_json::Value>(&saved.input).ok();
+    if saved.chain == chain && now.is_some() && now == recorded {
+        return Ok(());
+    }
+    let describe = |chain: &str, input: Option<&serde_json::Value>| {
+        let input = input.map_or_else(|| "(unreadable)".to_owned(), ToString::to_string);
+        format!("chain `{chain}` on {}", crate::ids::shorten(&input, 120))
+    };
+    Err(FailureKind::ReplayMismatch {
+        step: parent
+            .run
+            .chain
+            .steps
+            .get(parent.index)
+            .map_or("?", |step| step.name),
+        ordinal: parent.ordinal,
+        recorded: describe(&saved.chain, recorded.as_ref()),
+        now: describe(chain, now.as_ref()),
+    })
 }
 
 /// Reads a stored run's input; any problem becomes a failed outcome.

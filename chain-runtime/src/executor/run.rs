@@ -56,14 +56,16 @@ impl RunCx {
     ) -> Self {
         let parent = options.parent.map(|cx| Parent {
             run: Arc::clone(&cx.run),
+            index: cx.index,
+            iteration: cx.iteration,
+            ordinal: cx.run.next_call(cx.index),
         });
-        // A sub-chain's run id is derived from the step running it, so
-        // resuming the parent resumes the sub-chain where it stopped.
-        let id = match (options.resume, options.parent) {
+        // A sub-chain's run id is derived from its address (the calling
+        // step, its iteration and the call's ordinal), so resuming the parent
+        // finds each call's run again, and two calls are two runs.
+        let id = match (options.resume, &parent) {
             (Some(id), _) => id,
-            (None, Some(cx)) => RunId::from_u64(crate::ids::splitmix64(
-                cx.run.id.as_u64() ^ ((cx.index as u64) << 40) ^ (u64::from(cx.iteration) << 20),
-            )),
+            (None, Some(parent)) => sub_run_id(parent),
             (None, None) => RunId::new(),
         };
         let shared = RunShared::new(runtime.clone(), chain, id, parent.as_ref(), options.events);
@@ -169,6 +171,14 @@ impl RunCx {
             cost_usd: report.cost_usd,
         });
         self.shared.runtime.observation().remember(&report);
+        // A sub-chain's tokens and cost belong to the step that called it.
+        if let Some(parent) = &self.shared.parent_link {
+            parent.run.record(parent.index, |record| {
+                record.usage = record.usage + report.usage;
+                record.cost_usd = crate::llm::add_cost(record.cost_usd, report.cost_usd);
+                record.sub_runs.push(report.run_id);
+            });
+        }
         report
     }
 
@@ -202,6 +212,24 @@ impl RunCx {
             result: Err(error),
         }
     }
+}
+
+/// The run id of the sub-chain call at `parent`'s address.
+fn sub_run_id(parent: &Parent) -> RunId {
+    let key = parent
+        .run
+        .chain
+        .steps
+        .get(parent.index)
+        .map_or("", |step| step.key);
+    let address = format!(
+        "{}/{key}/{}/{}",
+        parent.run.id, parent.iteration, parent.ordinal
+    );
+    RunId::from_u64(crate::ids::splitmix64(crate::store::fnv1a(
+        address.as_bytes(),
+        0,
+    )))
 }
 
 impl Drop for RunCx {

@@ -215,7 +215,8 @@ pub struct StepRecord {
     pub started_at: Option<Duration>,
     /// When it finished (or failed), from the start of the run.
     pub finished_at: Option<Duration>,
-    /// Tokens used by its model calls, over all attempts.
+    /// Tokens used by its model calls and by the sub-chains it called, over
+    /// all attempts.
     pub usage: Usage,
     /// Their cost in US dollars, if the runtime has prices for the models used.
     pub cost_usd: Option<f64>,
@@ -231,6 +232,9 @@ pub struct StepRecord {
     pub attempt_log: AttemptLog,
     /// For a loop step, one record per iteration (empty for other steps).
     pub iterations: Vec<IterationRecord>,
+    /// The runs of the sub-chains this step called, in call order (their
+    /// tokens and cost are included in `usage` and `cost_usd`).
+    pub sub_runs: Vec<RunId>,
 }
 
 impl StepRecord {
@@ -252,6 +256,7 @@ impl StepRecord {
             fallback: None,
             attempt_log: AttemptLog::default(),
             iterations: Vec::new(),
+            sub_runs: Vec::new(),
         }
     }
 
