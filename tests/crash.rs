@@ -2,7 +2,8 @@
 //! store and is killed with SIGKILL at seeded random moments (during parallel
 //! steps, inside a route), then resumed, until every run completes. Checked:
 //! each run's output equals an uncrashed run's; no step runs again once its
-//! output was checkpointed; no step runs twice in one process.
+//! output was checkpointed (sub-chain calls included: one step calls a
+//! sub-chain three times); no step runs twice in one process.
 //!
 //! The child is this test binary itself, running the ignored test
 //! `crash_child` (it does nothing unless the parent starts it).
@@ -33,13 +34,7 @@ impl CallLog {
             .create(true)
             .append(true)
             .open(&self.path)?;
-        writeln!(
-            file,
-            "{} {} {}",
-            cx.run_id().as_u64(),
-            cx.key(),
-            self.process
-        )
+        writeln!(file, "{} {} {}", cx.run_id(), cx.key(), self.process)
     }
 }
 
@@ -106,8 +101,31 @@ async fn right_one(cx: &StepCx, seed: &u64, c: &str) -> StepResult<String> {
 }
 
 #[step]
-async fn last(cx: &StepCx, seed: &u64, e: &str, a: &str) -> StepResult<String> {
-    work(cx, *seed, &format!("{e}|{a}")).await
+async fn last(cx: &StepCx, seed: &u64, e: &str, a: &str, g: &str) -> StepResult<String> {
+    work(cx, *seed, &format!("{e}|{a}|{g}")).await
+}
+
+/// A sub-chain, called three times by one step of `crashy`.
+#[chain]
+async fn tag(seed: u64, word: String) -> String {
+    step!(tagged = tag_word(seed, word));
+    tagged
+}
+
+#[step]
+async fn tag_word(cx: &StepCx, seed: &u64, word: &str) -> StepResult<String> {
+    work(cx, *seed, word).await
+}
+
+/// Calls `tag` on three words in turn: three units, three sub-runs.
+#[step]
+async fn fan(cx: &StepCx, seed: &u64, c: &str) -> StepResult<String> {
+    cx.require::<CallLog>()?.record(cx)?;
+    let mut tags = Vec::new();
+    for word in ["x", "y", "z"] {
+        tags.push(tag(cx, *seed, format!("{word}:{}", c.len())).await?);
+    }
+    Ok(tags.join(","))
 }
 
 #[chain]
@@ -123,7 +141,8 @@ async fn crashy(seed: u64) -> String {
         }
         Lane::Right => step!(e = right_one(seed, c)),
     });
-    step!(f = last(seed, e, a));
+    step!(g = fan(seed, c));
+    step!(f = last(seed, e, a, g));
     f
 }
 
@@ -142,12 +161,14 @@ async fn crash_child() {
         path: calls.into(),
         process: process.parse().expect("process number"),
     };
+    // A short lease: a killed owner's run can be resumed 300 ms later.
     let rt = Runtime::builder()
         .checkpoints(SqliteStore::open(&db).expect("open the store"))
+        .lease(Duration::from_millis(300))
         .dependency(log)
         .build();
     let outcome = match std::env::var("CRASH_RUN") {
-        Ok(run) => crashy::resume(&rt, RunId::from_u64(run.parse().expect("run id"))).await,
+        Ok(run) => crashy::resume(&rt, RunId::named(&run).expect("run id")).await,
         Err(_) => {
             let seed = std::env::var("CRASH_SEED")
                 .expect("seed")
@@ -160,28 +181,44 @@ async fn crash_child() {
 }
 
 /// Which steps of `run` are checkpointed in the database.
-fn checkpointed(db: &Path, run: u64) -> BTreeSet<String> {
-    let connection = rusqlite::Connection::open(db).expect("open the store");
-    let mut statement = connection
-        .prepare("SELECT key FROM steps WHERE run_id = ?1 AND iteration = 0")
-        .expect("query");
-    statement
-        .query_map([run as i64], |row| row.get::<_, String>(0))
-        .expect("rows")
-        .map(|key| key.expect("key"))
+fn checkpointed(db: &Path, run: &str) -> BTreeSet<String> {
+    checkpointed_everywhere(db)
+        .into_iter()
+        .filter(|(r, _)| r == run)
+        .map(|(_, key)| key)
         .collect()
 }
 
-fn runs(db: &Path) -> Vec<(u64, String)> {
+/// Every (run, step) checkpointed in the database, sub-chain runs included.
+fn checkpointed_everywhere(db: &Path) -> BTreeSet<(String, String)> {
+    let Ok(connection) = rusqlite::Connection::open(db) else {
+        return BTreeSet::new();
+    };
+    let Ok(mut statement) = connection.prepare("SELECT run_id, key FROM steps WHERE iteration = 0")
+    else {
+        return BTreeSet::new();
+    };
+    statement
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// The top-level runs in the database, with their status.
+fn runs(db: &Path) -> Vec<(String, String)> {
     let Ok(connection) = rusqlite::Connection::open(db) else {
         return Vec::new();
     };
-    let Ok(mut statement) = connection.prepare("SELECT run_id, status FROM runs") else {
+    let Ok(mut statement) =
+        connection.prepare("SELECT run_id, status FROM runs WHERE parent_id IS NULL")
+    else {
         return Vec::new();
     };
     statement
         .query_map([], |row| {
-            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, String>(1)?))
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })
         .map(|rows| rows.filter_map(Result::ok).collect())
         .unwrap_or_default()
@@ -203,8 +240,8 @@ fn crash_test_kills_and_resumes() {
     // For each kill: the steps started but not checkpointed when it landed.
     let mut in_flight_at_kills: Vec<BTreeSet<String>> = Vec::new();
     // Per run: for each step, the last process that ran before its checkpoint appeared.
-    let mut checkpoint_seen_after: BTreeMap<(u64, String), u32> = BTreeMap::new();
-    let mut finals: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+    let mut checkpoint_seen_after: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let mut finals: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let started = Instant::now();
 
     let mut seed = 100u64;
@@ -215,13 +252,14 @@ fn crash_test_kills_and_resumes() {
             && kills_in_flight
                 .iter()
                 .any(|s| s.contains("d") || s.contains("e"))
+            && kills_in_flight.iter().any(|s| s.contains("g"))
     };
     while (kills < 50 || finals.len() < 8 || !covered(&in_flight_at_kills))
         && started.elapsed() < Duration::from_secs(240)
     {
         seed += 1;
-        let mut run: Option<u64> = None;
-        let known: BTreeSet<u64> = runs(&db).into_iter().map(|(id, _)| id).collect();
+        let mut run: Option<String> = None;
+        let known: BTreeSet<String> = runs(&db).into_iter().map(|(id, _)| id).collect();
         loop {
             process += 1;
             let mut command = Command::new(&exe);
@@ -239,8 +277,8 @@ fn crash_test_kills_and_resumes() {
                 .env("CRASH_SEED", seed.to_string())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            if let Some(id) = run {
-                command.env("CRASH_RUN", id.to_string());
+            if let Some(id) = &run {
+                command.env("CRASH_RUN", id);
             }
             let mut child = command.spawn().expect("spawn the child");
             // Kill somewhere between just started and after the end.
@@ -275,10 +313,10 @@ fn crash_test_kills_and_resumes() {
                     .map(|(id, _)| id)
                     .find(|id| !known.contains(id));
             }
-            let Some(id) = run else {
+            let Some(id) = run.clone() else {
                 continue; // killed before the run was recorded: start again
             };
-            let saved = checkpointed(&db, id);
+            let saved = checkpointed(&db, &id);
             if !completed {
                 let started_steps: BTreeSet<String> = std::fs::read_to_string(&calls)
                     .unwrap_or_default()
@@ -286,13 +324,13 @@ fn crash_test_kills_and_resumes() {
                     .filter_map(|l| {
                         let mut parts = l.split_whitespace();
                         let (r, key, p) = (parts.next()?, parts.next()?, parts.next()?);
-                        (r == id.to_string() && p == process.to_string()).then(|| key.to_owned())
+                        (r == id && p == process.to_string()).then(|| key.to_owned())
                     })
                     .collect();
                 in_flight_at_kills.push(started_steps.difference(&saved).cloned().collect());
             }
-            for key in saved {
-                checkpoint_seen_after.entry((id, key)).or_insert(process);
+            for unit in checkpointed_everywhere(&db) {
+                checkpoint_seen_after.entry(unit).or_insert(process);
             }
             if completed {
                 finals.insert(id, (seed, String::new()));
@@ -321,11 +359,12 @@ fn crash_test_kills_and_resumes() {
             process: u32::MAX,
         })
         .build();
-    for (&id, (seed, _)) in &finals {
+    for (id, (seed, _)) in &finals {
         let expected = runtime
             .block_on(crashy::run(&reference, crashy::Input { seed: *seed }))
             .expect("an uncrashed run");
-        let resumed = runtime.block_on(crashy::resume(&store, RunId::from_u64(id)));
+        let run_id = RunId::named(id).expect("a run id");
+        let resumed = runtime.block_on(crashy::resume(&store, run_id));
         assert_eq!(resumed.result.expect("restored").f, expected, "run {id}");
     }
     assert!(
@@ -335,18 +374,20 @@ fn crash_test_kills_and_resumes() {
 
     // No step ran again after its checkpoint; none ran twice in one process.
     let log = std::fs::read_to_string(&calls).expect("the call log");
-    let mut per_process: BTreeMap<(u64, String, u32), u32> = BTreeMap::new();
+    let mut per_process: BTreeMap<(String, String, u32), u32> = BTreeMap::new();
     for line in log.lines() {
         let mut parts = line.split_whitespace();
         let (Some(run), Some(key), Some(p)) = (
-            parts.next().and_then(|r| r.parse::<u64>().ok()),
+            parts.next().map(str::to_owned),
             parts.next(),
             parts.next().and_then(|p| p.parse::<u32>().ok()),
         ) else {
             panic!("malformed log line {line:?}");
         };
-        *per_process.entry((run, key.to_owned(), p)).or_default() += 1;
-        if let Some(&seen_after) = checkpoint_seen_after.get(&(run, key.to_owned())) {
+        *per_process
+            .entry((run.clone(), key.to_owned(), p))
+            .or_default() += 1;
+        if let Some(&seen_after) = checkpoint_seen_after.get(&(run.clone(), key.to_owned())) {
             assert!(
                 p <= seen_after,
                 "step `{key}` of run {run} ran in process {p}, but its output was checkpointed by process {seen_after}"
@@ -366,9 +407,17 @@ fn crash_test_kills_and_resumes() {
         .iter()
         .filter(|s| s.contains("d") || s.contains("e"))
         .count();
+    let sub_chains = in_flight_at_kills
+        .iter()
+        .filter(|s| s.contains("g"))
+        .count();
     println!(
-        "{kills} kills over {} runs and {process} processes; {parallel} during both parallel steps, {route} inside the route",
+        "{kills} kills over {} runs and {process} processes; {parallel} during both parallel steps, {route} inside the route, {sub_chains} during sub-chain calls",
         finals.len()
+    );
+    assert!(
+        sub_chains > 0,
+        "no kill landed while a step called its sub-chains"
     );
     assert!(
         parallel > 0,

@@ -11,7 +11,8 @@ use prompt_chain::{
     llm::BoxFuture,
     report::{RunStatus, StepStatus},
     store::{
-        CheckpointStore, MemoryStore, NewRun, SavedRun, SqliteStore, StoreError, StoredStatus,
+        CheckpointStore, Claim, Lease, MemoryStore, NewRun, RunQuery, RunSummary, Saved, SavedRun,
+        SqliteStore, StoreError, StoredStatus,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -324,8 +325,22 @@ impl CheckpointStore for FailingWrites {
     fn start_run<'a>(&'a self, run: NewRun<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
         self.0.start_run(run)
     }
+    fn claim_run<'a>(
+        &'a self,
+        run_id: RunId,
+        lease: Lease<'a>,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        self.0.claim_run(run_id, lease, now)
+    }
     fn load_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<SavedRun>, StoreError>> {
         self.0.load_run(run_id)
+    }
+    fn list_runs<'a>(
+        &'a self,
+        query: &'a RunQuery,
+    ) -> BoxFuture<'a, Result<Vec<RunSummary>, StoreError>> {
+        self.0.list_runs(query)
     }
     fn save_step<'a>(
         &'a self,
@@ -333,7 +348,7 @@ impl CheckpointStore for FailingWrites {
         _: &'a str,
         _: u32,
         _: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Saved, StoreError>> {
         Box::pin(async { Err(StoreError::Io("disk full".into())) })
     }
     fn finish_run(
@@ -430,6 +445,9 @@ async fn a_record_of_the_wrong_type_is_refused() {
             chain: "pipeline",
             fingerprint: pipeline::definition().fingerprint,
             input: &input,
+            parent: None,
+            started_unix_ms: 0,
+            lease: None,
         })
         .await
         .expect("start");

@@ -157,6 +157,15 @@ pub enum FailureKind {
         /// The fingerprint of the chain now.
         current: u64,
     },
+    /// A named run was started again with another input than the one it
+    /// recorded.
+    #[error(
+        "run {run_id} exists with another input; a named run always runs on the input it started with: give new work a new run id"
+    )]
+    InputChanged {
+        /// The run.
+        run_id: crate::ids::RunId,
+    },
     /// On re-execution, a step made a call (a sub-chain) that differs from
     /// the one the journal recorded at the same address: steps must make
     /// their calls in the same order, with the same inputs, every time.
@@ -206,6 +215,7 @@ impl FailureKind {
             | FailureKind::Checkpoint(_)
             | FailureKind::DefinitionChanged { .. }
             | FailureKind::ReplayMismatch { .. }
+            | FailureKind::InputChanged { .. }
             | FailureKind::Internal { .. } => false,
         }
     }

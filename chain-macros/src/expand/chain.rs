@@ -1,6 +1,7 @@
 //! The chain's interface: the `async fn` that runs it as a step, and the
 //! module named after it with `Input`, `Output`, `Return`, `Step`, `run`,
-//! `execute`, `resume`, `execute_with_events`, `graph` and `definition`.
+//! `execute`, `execute_as`, `resume`, `execute_with_events`, `graph` and
+//! `definition`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -200,6 +201,23 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                     }
                     ::core::result::Result::Err(outcome) => outcome,
                 }
+            }
+
+            /// Runs the chain as run `run_id` (a name such as a ticket id):
+            /// starts it if the runtime's store has no such run, and otherwise
+            /// attaches to it, restoring every unit it recorded, so the same
+            /// work started twice (concurrently, or after a crash, from any
+            /// process sharing the store) runs once.
+            #item_vis async fn execute_as(
+                runtime: &::prompt_chain::Runtime,
+                run_id: ::prompt_chain::RunId,
+                input: Input,
+            ) -> ::prompt_chain::Outcome<Output> {
+                let __chain_options = ::prompt_chain::__private::RunOptions {
+                    run_id: ::core::option::Option::Some(run_id),
+                    ..::core::default::Default::default()
+                };
+                __execute(runtime, __chain_options, input).await
             }
 
             /// Like `execute`, and the run's events (its sub-chains' included) as

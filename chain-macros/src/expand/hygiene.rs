@@ -17,11 +17,12 @@ const GENERATED_NAMES: [&str; 4] = ["Input", "Output", "Return", "Step"];
 
 /// Functions the generated modules define; a step function with one of these
 /// names is called through `super::` so the module's own item does not shadow it.
-const GENERATED_FNS: [&str; 11] = [
+const GENERATED_FNS: [&str; 12] = [
     "run",
     "execute",
     "execute_with_events",
     "resume",
+    "execute_as",
     "definition",
     "graph",
     "call",

@@ -298,7 +298,7 @@ impl RunCx {
 
     /// A uniform number in `[0, 1)` seeded by run, step and attempt.
     fn jitter(&self, index: usize, attempt: u32) -> f64 {
-        let seed = self.shared.id.as_u64() ^ ((index as u64) << 32) ^ u64::from(attempt);
+        let seed = self.shared.id.hash64() ^ ((index as u64) << 32) ^ u64::from(attempt);
         (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64
     }
 }

@@ -2,18 +2,22 @@
 //! run's saved outputs, and saving each output before anyone can read it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::run::{RunCx, RunOptions};
+use super::lease::LeaseKeeper;
+use super::run::{RunCx, RunOptions, Start};
 use crate::context::Parent;
 use crate::definition::{ChainDef, StepDef};
 use crate::error::{ChainError, FailureKind};
-use crate::ids::RunId;
+use crate::ids::{RunId, unix_ms};
 use crate::report::Outcome;
 use crate::runtime::Runtime;
-use crate::store::{CheckpointStore, NewRun, SavedRun, StoreError, StoredStatus};
+use crate::store::{
+    CheckpointStore, Claim, Lease, NewRun, Saved, SavedRun, StoreError, StoredStatus,
+};
 
 impl RunCx {
     /// The store, if this run is durable.
@@ -21,47 +25,176 @@ impl RunCx {
         self.shared.runtime.durability().store()
     }
 
-    /// Records a new run in the store, or loads a resumed one (its saved
-    /// outputs become restorable); without a store, nothing.
+    /// Records the run in the store, or finds it there: a fresh run is
+    /// recorded as ours; a named or resumed one is claimed (waiting while
+    /// another owner's lease is alive) and its recorded units become
+    /// restorable. A sub-chain is driven by its parent's owner. Without a
+    /// store, nothing.
     pub(super) async fn open<I: Serialize>(
-        &self,
-        resume: bool,
+        &mut self,
+        start: Start,
         input: &I,
     ) -> Result<(), FailureKind> {
-        let Some(store) = self.store() else {
+        let Some(store) = self.store().cloned() else {
             return Ok(());
         };
         let (id, chain) = (self.shared.id, self.shared.chain);
-        match store.load_run(id).await.map_err(FailureKind::Checkpoint)? {
-            Some(saved) => {
-                if let Some(parent) = &self.shared.parent_link {
-                    replayed_call(parent, &saved, chain.name, input)?;
-                }
-                if saved.chain != chain.name || saved.fingerprint != chain.fingerprint {
-                    return Err(FailureKind::DefinitionChanged {
-                        run_id: id,
-                        chain: chain.name.to_owned(),
-                        stored: saved.fingerprint,
-                        current: chain.fingerprint,
-                    });
-                }
-                *self.shared.restored() = saved.steps;
-                Ok(())
+        let encode = || {
+            serde_json::to_vec(input)
+                .map_err(|error| FailureKind::Checkpoint(StoreError::Encode(error.to_string())))
+        };
+        let lease_for = self.shared.runtime.durability().lease();
+        let lease_ms = u64::try_from(lease_for.as_millis()).unwrap_or(u64::MAX);
+        if let Some(parent) = &self.shared.parent_link {
+            let saved = store.load_run(id).await.map_err(FailureKind::Checkpoint)?;
+            if let Some(saved) = saved {
+                replayed_call(parent, &saved, chain.name, input)?;
+                return self.restore_from(saved);
             }
-            None if resume => Err(FailureKind::Checkpoint(StoreError::NotFound { run_id: id })),
-            None => {
-                let input = serde_json::to_vec(input).map_err(|error| {
-                    FailureKind::Checkpoint(StoreError::Encode(error.to_string()))
-                })?;
-                let new = NewRun {
-                    run_id: id,
-                    chain: chain.name,
-                    fingerprint: chain.fingerprint,
-                    input: &input,
-                };
-                store.start_run(new).await.map_err(FailureKind::Checkpoint)
+            let input = encode()?;
+            let new = NewRun {
+                run_id: id,
+                parent: Some(parent.run.id),
+                chain: chain.name,
+                fingerprint: chain.fingerprint,
+                input: &input,
+                started_unix_ms: unix_ms(),
+                lease: None,
+            };
+            return store.start_run(new).await.map_err(FailureKind::Checkpoint);
+        }
+        let owner: Arc<str> = Arc::from(format!(
+            "{}:{:016x}",
+            std::process::id(),
+            RunId::new().hash64()
+        ));
+        self.owner = Some(Arc::clone(&owner));
+        if start == Start::Fresh {
+            // A fresh id is nobody else's: record it as ours in one write.
+            let input = encode()?;
+            let now = unix_ms();
+            let new = NewRun {
+                run_id: id,
+                parent: None,
+                chain: chain.name,
+                fingerprint: chain.fingerprint,
+                input: &input,
+                started_unix_ms: now,
+                lease: Some(Lease {
+                    owner: &owner,
+                    until_unix_ms: now.saturating_add(lease_ms),
+                }),
+            };
+            return store.start_run(new).await.map_err(FailureKind::Checkpoint);
+        }
+        // Refuse a changed definition or input before taking the run, so a
+        // refused start leaves the run as it was (and free).
+        let known = store.load_run(id).await.map_err(FailureKind::Checkpoint)?;
+        if let Some(saved) = &known {
+            self.check_definition(saved)?;
+            if start == Start::Named {
+                let now = serde_json::to_value(input).ok();
+                let recorded = serde_json::from_slice::<serde_json::Value>(&saved.input).ok();
+                if now.is_none() || now != recorded {
+                    return Err(FailureKind::InputChanged { run_id: id });
+                }
+            }
+        } else if start == Start::Resume {
+            return Err(FailureKind::Checkpoint(StoreError::NotFound { run_id: id }));
+        }
+        // A completed run has every unit its output needs: attaching to it
+        // restores them and writes nothing, so it needs no lease.
+        if let Some(saved) = known
+            && saved.status == StoredStatus::Completed
+        {
+            self.owner = None;
+            self.record_end = false;
+            return self.restore_from(saved);
+        }
+        let mut waited = Duration::from_millis(10);
+        loop {
+            let now = unix_ms();
+            let lease = Lease {
+                owner: &owner,
+                until_unix_ms: now.saturating_add(lease_ms),
+            };
+            match store
+                .claim_run(id, lease, now)
+                .await
+                .map_err(FailureKind::Checkpoint)?
+            {
+                Claim::Owned => break,
+                Claim::Missing if start == Start::Resume => {
+                    return Err(FailureKind::Checkpoint(StoreError::NotFound { run_id: id }));
+                }
+                Claim::Missing => {
+                    // Recorded as ours; another starter racing us may have
+                    // recorded it first, so the claim decides.
+                    let input = encode()?;
+                    let new = NewRun {
+                        run_id: id,
+                        parent: None,
+                        chain: chain.name,
+                        fingerprint: chain.fingerprint,
+                        input: &input,
+                        started_unix_ms: now,
+                        lease: Some(lease),
+                    };
+                    store
+                        .start_run(new)
+                        .await
+                        .map_err(FailureKind::Checkpoint)?;
+                }
+                // Another owner drives it: wait for it to end, or for its
+                // lease to run out, then attach.
+                Claim::Busy { until_unix_ms } => {
+                    let until = Duration::from_millis(until_unix_ms.saturating_sub(now));
+                    tokio::time::sleep(waited.min(until).max(Duration::from_millis(1))).await;
+                    waited = (waited * 2).min(Duration::from_millis(200));
+                }
             }
         }
+        let saved = store
+            .load_run(id)
+            .await
+            .map_err(FailureKind::Checkpoint)?
+            .ok_or(FailureKind::Checkpoint(StoreError::NotFound { run_id: id }))?;
+        self.restore_from(saved)
+    }
+
+    /// Makes a stored run's units restorable, if it is a run of this chain's
+    /// definition.
+    fn restore_from(&self, saved: SavedRun) -> Result<(), FailureKind> {
+        self.check_definition(&saved)?;
+        *self.shared.restored() = saved.steps;
+        Ok(())
+    }
+
+    /// Whether a stored run was started by this chain's definition.
+    fn check_definition(&self, saved: &SavedRun) -> Result<(), FailureKind> {
+        let chain = self.shared.chain;
+        if saved.chain != chain.name || saved.fingerprint != chain.fingerprint {
+            return Err(FailureKind::DefinitionChanged {
+                run_id: self.shared.id,
+                chain: chain.name.to_owned(),
+                stored: saved.fingerprint,
+                current: chain.fingerprint,
+            });
+        }
+        Ok(())
+    }
+
+    /// What keeps this run's lease alive while it runs, if it holds one.
+    pub(super) fn lease_keeper(&self) -> Option<LeaseKeeper> {
+        let store = Arc::clone(self.store()?);
+        let owner = Arc::clone(self.owner.as_ref()?);
+        Some(LeaseKeeper::new(
+            store,
+            self.shared.id,
+            owner,
+            self.shared.runtime.durability().lease(),
+            self.shared.chain.name,
+        ))
     }
 
     /// An error of step `index` caused by the store.
@@ -89,16 +222,7 @@ impl RunCx {
         let Some(bytes) = restored.get(&(def.key.to_owned(), iteration)) else {
             return Ok(None);
         };
-        serde_json::from_slice(bytes).map(Some).map_err(|error| {
-            self.checkpoint_error(
-                def,
-                index,
-                StoreError::Corrupt(format!(
-                    "the saved output of step `{}` does not read back as its type: {error}",
-                    def.name
-                )),
-            )
-        })
+        self.decode(def, index, bytes).map(Some)
     }
 
     /// Serializes an output for the store (once: the bytes are also the
@@ -114,45 +238,101 @@ impl RunCx {
         })
     }
 
-    /// Saves an output's bytes; it is durable when this returns `Ok`.
+    /// Saves an output's bytes; it is durable when this returns `Ok`. When
+    /// the unit had a record already (another owner got there first), that
+    /// record wins and its bytes are returned, to be used instead.
     pub(super) async fn save_bytes(
         &self,
         def: &'static StepDef,
         index: usize,
         iteration: u32,
         bytes: &[u8],
-    ) -> Result<(), ChainError> {
+    ) -> Result<Option<Vec<u8>>, ChainError> {
         let Some(store) = self.store() else {
-            return Ok(());
+            return Ok(None);
         };
-        store
+        match store
             .save_step(self.shared.id, def.key, iteration, bytes)
             .await
-            .map_err(|error| self.checkpoint_error(def, index, error))
+        {
+            Ok(Saved::Existing(existing)) if existing != bytes => Ok(Some(existing)),
+            Ok(_) => Ok(None),
+            Err(error) => Err(self.checkpoint_error(def, index, error)),
+        }
     }
 
-    /// Saves an output before anyone else can see it (no-op without a store).
-    pub(super) async fn save<T: Serialize>(
+    /// Saves an output before anyone else can see it (no-op without a
+    /// store); returns the unit's recorded value if another writer's won.
+    pub(super) async fn save<T: Serialize + DeserializeOwned>(
         &self,
         def: &'static StepDef,
         index: usize,
         iteration: u32,
         value: &T,
-    ) -> Result<(), ChainError> {
+    ) -> Result<Option<T>, ChainError> {
         if self.store().is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let bytes = self.encode(def, index, value)?;
-        self.save_bytes(def, index, iteration, &bytes).await
+        match self.save_bytes(def, index, iteration, &bytes).await? {
+            Some(winner) => self.decode(def, index, &winner).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads a recorded output back as `T`.
+    pub(super) fn decode<T: DeserializeOwned>(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        bytes: &[u8],
+    ) -> Result<T, ChainError> {
+        serde_json::from_slice(bytes).map_err(|error| {
+            self.checkpoint_error(
+                def,
+                index,
+                StoreError::Corrupt(format!(
+                    "the saved output of step `{}` does not read back as its type: {error}",
+                    def.name
+                )),
+            )
+        })
     }
 
     /// Records the run's end in the store (best effort: the outputs that
     /// matter are saved already).
     pub(super) async fn store_status(&self, status: StoredStatus) {
+        if !self.record_end {
+            return;
+        }
         if let Some(store) = self.store()
             && let Err(error) = store.finish_run(self.shared.id, status).await
         {
             tracing::warn!(parent: &self.shared.span, %error, "recording the run's end failed");
+        }
+    }
+}
+
+impl RunCx {
+    /// Records a dropped run as cancelled and frees its lease, without
+    /// waiting: a store that answers at once (memory) is done here, a slower
+    /// one finishes on the tokio runtime, if there is one.
+    pub(super) fn record_cancelled(&self) {
+        let Some(store) = self.store().filter(|_| self.record_end) else {
+            return;
+        };
+        let (store, id) = (Arc::clone(store), self.shared.id);
+        let mut write: crate::future::BoxFuture<'static, ()> = Box::pin(async move {
+            if let Err(error) = store.finish_run(id, StoredStatus::Cancelled).await {
+                tracing::warn!(run_id = %id, %error, "recording the cancelled run failed");
+            }
+        });
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if write.as_mut().poll(&mut cx).is_pending() {
+            #[cfg(feature = "sqlite")]
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                drop(handle.spawn(write));
+            }
         }
     }
 }

@@ -42,19 +42,22 @@ pub fn join_steps_within<const N: usize>(
     }
 }
 
-/// A run's deadline, checked by the top-level join (no extra future layer,
-/// so the run's state is never moved).
+/// What the top-level join watches besides the steps: the run's deadline
+/// and the renewal of its lease (no extra future layer, so the run's state
+/// is never moved).
 #[doc(hidden)]
 pub struct RunDeadline {
-    pub(crate) sleep: Pin<Box<tokio::time::Sleep>>,
+    pub(crate) sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     pub(crate) chain: &'static str,
     pub(crate) after: std::time::Duration,
+    pub(crate) lease: Option<super::lease::LeaseKeeper>,
 }
 
 impl std::fmt::Debug for RunDeadline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunDeadline")
             .field("after", &self.after)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -80,15 +83,22 @@ impl<const N: usize> Future for JoinSteps<'_, N> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(deadline) = &mut this.deadline
-            && deadline.sleep.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(ChainError::run_failed(
-                deadline.chain,
-                crate::error::FailureKind::DeadlineExceeded {
-                    after: deadline.after,
-                },
-            )));
+        if let Some(deadline) = &mut this.deadline {
+            if let Some(sleep) = &mut deadline.sleep
+                && sleep.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Err(ChainError::run_failed(
+                    deadline.chain,
+                    crate::error::FailureKind::DeadlineExceeded {
+                        after: deadline.after,
+                    },
+                )));
+            }
+            if let Some(keeper) = &mut deadline.lease
+                && let Poll::Ready(lost) = keeper.poll_keep(cx)
+            {
+                return Poll::Ready(Err(lost));
+            }
         }
         loop {
             let mut progressed = false;

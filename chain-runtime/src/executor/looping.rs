@@ -62,7 +62,7 @@ impl RunCx {
                     iterations: saved_iteration,
                     stop,
                 };
-                self.save(def, index, 0, &done).await?;
+                let done = self.save(def, index, 0, &done).await?.unwrap_or(done);
                 self.skip_run(index, StepStatus::Restored);
                 return Ok(done);
             }
@@ -83,16 +83,20 @@ impl RunCx {
             let attempted = self
                 .attempts(what, |cx| call(cx, previous.clone()), &validate)
                 .await;
-            let done = match attempted {
+            let mut done = match attempted {
                 Ok(done) => done,
                 Err(error) => {
                     self.end(index, false, None);
                     return Err(error);
                 }
             };
-            if let Err(error) = self.save(def, index, iteration, &done.value).await {
-                self.end(index, false, None);
-                return Err(error);
+            match self.save(def, index, iteration, &done.value).await {
+                Ok(Some(recorded)) => done.value = recorded,
+                Ok(None) => {}
+                Err(error) => {
+                    self.end(index, false, None);
+                    return Err(error);
+                }
             }
             let stopped = stop(&done.value, iteration);
             let converged = stopped == Some(LoopStop::Converged);
@@ -118,10 +122,13 @@ impl RunCx {
                     iterations: iteration,
                     stop,
                 };
-                if let Err(error) = self.save(def, index, 0, &finished).await {
-                    self.end(index, false, None);
-                    return Err(error);
-                }
+                let finished = match self.save(def, index, 0, &finished).await {
+                    Ok(recorded) => recorded.unwrap_or(finished),
+                    Err(error) => {
+                        self.end(index, false, None);
+                        return Err(error);
+                    }
+                };
                 self.end(index, true, Some(finished_at));
                 return Ok(finished);
             }

@@ -14,6 +14,7 @@ mod durability;
 mod error_context;
 mod join;
 mod keys;
+mod lease;
 mod looping;
 mod policy;
 mod route;

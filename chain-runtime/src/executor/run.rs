@@ -28,6 +28,19 @@ pub struct RunOptions<'a> {
     pub events: Option<EventSink>,
     /// Resume this run from the runtime's checkpoint store.
     pub resume: Option<RunId>,
+    /// Start this run under this id, or attach to it if the store has it.
+    pub run_id: Option<RunId>,
+}
+
+/// How a run is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// A new run under a fresh id: nobody else can hold it.
+    Fresh,
+    /// A run under the caller's id: started, or attached to if it exists.
+    Named,
+    /// An existing run, resumed.
+    Resume,
 }
 
 /// One run of a chain, from the generated code's side. Dropping it before
@@ -35,6 +48,11 @@ pub struct RunOptions<'a> {
 #[doc(hidden)]
 pub struct RunCx {
     pub(super) shared: Arc<RunShared>,
+    /// This start's owner token, while it holds the run's lease.
+    pub(super) owner: Option<Arc<str>>,
+    /// Whether the run's end is written to the store (not when it only
+    /// attached to a completed run).
+    pub(super) record_end: bool,
     ended: bool,
 }
 
@@ -63,7 +81,7 @@ impl RunCx {
         // A sub-chain's run id is derived from its address (the calling
         // step, its iteration and the call's ordinal), so resuming the parent
         // finds each call's run again, and two calls are two runs.
-        let id = match (options.resume, &parent) {
+        let id = match (options.resume.or(options.run_id), &parent) {
             (Some(id), _) => id,
             (None, Some(parent)) => sub_run_id(parent),
             (None, None) => RunId::new(),
@@ -71,6 +89,8 @@ impl RunCx {
         let shared = RunShared::new(runtime.clone(), chain, id, parent.as_ref(), options.events);
         Self {
             shared: Arc::new(shared),
+            owner: None,
+            record_end: true,
             ended: false,
         }
     }
@@ -84,10 +104,14 @@ impl RunCx {
         options: RunOptions<'_>,
         input: &I,
     ) -> Result<Self, Outcome<O>> {
-        let resume = options.resume.is_some();
-        let run = Self::new(runtime, chain, options);
+        let start = match (options.resume, options.run_id) {
+            (Some(_), _) => Start::Resume,
+            (None, Some(_)) => Start::Named,
+            (None, None) => Start::Fresh,
+        };
+        let mut run = Self::new(runtime, chain, options);
         run.shared.emit(|| EventKind::RunStarted);
-        match run.open(resume, input).await {
+        match run.open(start, input).await {
             Ok(()) => Ok(run),
             Err(kind) => Err(run.fail_now(ChainError::run_failed(chain.name, kind))),
         }
@@ -101,13 +125,20 @@ impl RunCx {
         }
     }
 
-    /// The run's deadline, for the top-level join, if the runtime sets one.
+    /// What the top-level join watches besides the steps: the run's
+    /// deadline, if the runtime sets one, and the renewal of the run's lease.
     pub fn deadline(&self) -> Option<RunDeadline> {
-        let after = self.shared.runtime.limits().run_deadline()?;
+        let after = self.shared.runtime.limits().run_deadline();
+        let keeper = self.lease_keeper();
+        if after.is_none() && keeper.is_none() {
+            return None;
+        }
         Some(RunDeadline {
-            sleep: Box::pin(tokio::time::sleep(after.saturating_sub(self.now()))),
+            sleep: after
+                .map(|after| Box::pin(tokio::time::sleep(after.saturating_sub(self.now())))),
             chain: self.shared.chain.name,
-            after,
+            after: after.unwrap_or_default(),
+            lease: keeper,
         })
     }
 
@@ -235,6 +266,7 @@ fn sub_run_id(parent: &Parent) -> RunId {
 impl Drop for RunCx {
     fn drop(&mut self) {
         if !self.ended {
+            self.record_cancelled();
             let _ = self.end_run(RunStatus::Cancelled);
         }
     }

@@ -123,7 +123,8 @@ impl RunCx {
         if let Some(cache) = &cache
             && let Some(value) = self.cache_get::<T>(def, index, cache).await?
         {
-            self.save(def, index, 0, &value).await?;
+            // A record another owner made first wins over the cached value.
+            let value = self.save(def, index, 0, &value).await?.unwrap_or(value);
             self.skip_run(index, StepStatus::Cached);
             return Ok(value);
         }
@@ -202,10 +203,25 @@ impl RunCx {
             },
             None => None,
         };
+        let mut value = done.value;
         if let Some(bytes) = &bytes {
-            if let Err(error) = self.save_bytes(def, index, 0, bytes).await {
-                self.end(index, false, None);
-                return Err(error);
+            // The first output recorded for the unit wins: if another owner
+            // recorded one, that is the value everyone reads.
+            let winner = match self.save_bytes(def, index, 0, bytes).await {
+                Ok(winner) => winner,
+                Err(error) => {
+                    self.end(index, false, None);
+                    return Err(error);
+                }
+            };
+            if let Some(winner) = winner {
+                match self.decode(def, index, &winner) {
+                    Ok(recorded) => value = recorded,
+                    Err(error) => {
+                        self.end(index, false, None);
+                        return Err(error);
+                    }
+                }
             }
             if measure {
                 self.output_size(index, bytes.len() as u64);
@@ -215,7 +231,7 @@ impl RunCx {
             }
         }
         self.end(index, true, Some(done.finished_at));
-        Ok(done.value)
+        Ok(value)
     }
 
     /// Records the size of step `index`'s output.

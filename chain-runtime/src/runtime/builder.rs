@@ -144,6 +144,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How long the owner of a durable run holds it without renewing
+    /// (default 30 s; renewed every third of that while the run is alive).
+    /// Another process starting or resuming the same run waits until the
+    /// run ends or the lease runs out (the owner crashed).
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.parts.durability.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
     /// At most `n` model calls in flight at once, over every run of this
     /// runtime (a call waits for a slot; the wait shows as queue time).
     #[must_use]

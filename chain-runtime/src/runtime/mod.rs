@@ -64,6 +64,12 @@ impl Runtime {
         self.inner.observation.prices()
     }
 
+    /// The checkpoint store runs are journaled in, if any: list its runs
+    /// (`rt.store()?.list_runs(&RunQuery::all())`) to find what to resume.
+    pub fn store(&self) -> Option<&Arc<dyn crate::store::CheckpointStore>> {
+        self.inner.durability.store()
+    }
+
     /// The dependency of type `T`, if one was added.
     pub fn dependency<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.inner.deps.get::<T>()

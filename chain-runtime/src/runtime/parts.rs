@@ -144,16 +144,31 @@ impl Limits {
     }
 }
 
-/// Where runs journal their units (none: runs are not durable).
-#[derive(Default)]
+/// Where runs journal their units (none: runs are not durable), and how
+/// long a run's owner holds it without renewing.
 pub(crate) struct Durability {
     pub(super) store: Option<Arc<dyn CheckpointStore>>,
+    pub(super) lease: Duration,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Self {
+            store: None,
+            lease: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Durability {
     /// The store, if runs are durable.
     pub(crate) fn store(&self) -> Option<&Arc<dyn CheckpointStore>> {
         self.store.as_ref()
+    }
+
+    /// How long a run's lease lasts; it is renewed at a third of that.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease
     }
 }
 

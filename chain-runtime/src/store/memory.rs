@@ -3,17 +3,27 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{BoxFuture, CheckpointStore, NewRun, SavedRun, StoreError, StoredStatus};
-use crate::ids::RunId;
+use super::{
+    BoxFuture, CheckpointStore, Claim, Lease, NewRun, RunQuery, RunSummary, Saved, SavedRun,
+    StoreError, StoredStatus,
+};
+use crate::ids::{RunId, unix_ms};
 
 /// A store in memory: for tests, and for resuming runs that failed without
-/// the process dying.
+/// the process dying. It keeps every run until [`MemoryStore::clear`] or
+/// [`MemoryStore::forget_finished`].
 #[derive(Default)]
 pub struct MemoryStore {
-    runs: Mutex<HashMap<RunId, SavedRun>>,
+    runs: Mutex<HashMap<RunId, Entry>>,
     cache: Mutex<HashMap<String, (Vec<u8>, u64)>>,
+}
+
+struct Entry {
+    run: SavedRun,
+    owner: Option<String>,
+    lease_until: u64,
 }
 
 impl MemoryStore {
@@ -21,42 +31,116 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Forgets every run and cache entry.
+    pub fn clear(&self) {
+        self.runs().clear();
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Forgets the runs that are no longer running; returns how many.
+    pub fn forget_finished(&self) -> usize {
+        let mut runs = self.runs();
+        let before = runs.len();
+        runs.retain(|_, entry| entry.run.status == StoredStatus::Running);
+        before - runs.len()
+    }
+
+    fn runs(&self) -> MutexGuard<'_, HashMap<RunId, Entry>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let runs = self
-            .runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
         f.debug_struct("MemoryStore")
-            .field("runs", &runs)
+            .field("runs", &self.runs().len())
             .finish_non_exhaustive()
     }
 }
 
 impl CheckpointStore for MemoryStore {
     fn start_run<'a>(&'a self, run: NewRun<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        runs.entry(run.run_id).or_insert_with(|| SavedRun {
-            chain: run.chain.to_owned(),
-            fingerprint: run.fingerprint,
-            input: run.input.to_vec(),
-            status: StoredStatus::Running,
-            steps: HashMap::new(),
+        self.runs().entry(run.run_id).or_insert_with(|| Entry {
+            run: SavedRun {
+                chain: run.chain.to_owned(),
+                parent: run.parent,
+                fingerprint: run.fingerprint,
+                input: run.input.to_vec(),
+                status: StoredStatus::Running,
+                started_unix_ms: run.started_unix_ms,
+                updated_unix_ms: run.started_unix_ms,
+                steps: HashMap::new(),
+            },
+            owner: run.lease.map(|lease| lease.owner.to_owned()),
+            lease_until: run.lease.map_or(0, |lease| lease.until_unix_ms),
         });
         Box::pin(async { Ok(()) })
     }
 
+    fn claim_run<'a>(
+        &'a self,
+        run_id: RunId,
+        lease: Lease<'a>,
+        now_unix_ms: u64,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        let claim = match self.runs().get_mut(&run_id) {
+            None => Claim::Missing,
+            Some(entry) => {
+                let free = entry
+                    .owner
+                    .as_deref()
+                    .is_none_or(|owner| owner == lease.owner)
+                    || entry.lease_until <= now_unix_ms
+                    || entry.run.status != StoredStatus::Running;
+                if free {
+                    entry.owner = Some(lease.owner.to_owned());
+                    entry.lease_until = lease.until_unix_ms;
+                    entry.run.status = StoredStatus::Running;
+                    Claim::Owned
+                } else {
+                    Claim::Busy {
+                        until_unix_ms: entry.lease_until,
+                    }
+                }
+            }
+        };
+        Box::pin(async { Ok(claim) })
+    }
+
     fn load_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<SavedRun>, StoreError>> {
-        let run = self
-            .runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&run_id)
-            .cloned();
+        let run = self.runs().get(&run_id).map(|entry| entry.run.clone());
         Box::pin(async { Ok(run) })
+    }
+
+    fn list_runs<'a>(
+        &'a self,
+        query: &'a RunQuery,
+    ) -> BoxFuture<'a, Result<Vec<RunSummary>, StoreError>> {
+        let mut listed: Vec<RunSummary> = self
+            .runs()
+            .iter()
+            .map(|(&run_id, entry)| RunSummary {
+                run_id,
+                parent: entry.run.parent,
+                chain: entry.run.chain.clone(),
+                status: entry.run.status,
+                started_unix_ms: entry.run.started_unix_ms,
+                updated_unix_ms: entry.run.updated_unix_ms,
+                units: entry.run.steps.len() as u64,
+            })
+            .filter(|run| query.matches(run))
+            .collect();
+        listed.sort_by(|a, b| {
+            b.started_unix_ms
+                .cmp(&a.started_unix_ms)
+                .then(a.run_id.cmp(&b.run_id))
+        });
+        listed.truncate(query.limit.unwrap_or(usize::MAX));
+        Box::pin(async { Ok(listed) })
     }
 
     fn save_step<'a>(
@@ -65,13 +149,20 @@ impl CheckpointStore for MemoryStore {
         key: &'a str,
         iteration: u32,
         output: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = match runs.get_mut(&run_id) {
-            Some(run) => {
-                run.steps
-                    .insert((key.to_owned(), iteration), output.to_vec());
-                Ok(())
+    ) -> BoxFuture<'a, Result<Saved, StoreError>> {
+        let result = match self.runs().get_mut(&run_id) {
+            Some(entry) => {
+                entry.run.updated_unix_ms = unix_ms();
+                match entry.run.steps.get(&(key.to_owned(), iteration)) {
+                    Some(existing) => Ok(Saved::Existing(existing.clone())),
+                    None => {
+                        entry
+                            .run
+                            .steps
+                            .insert((key.to_owned(), iteration), output.to_vec());
+                        Ok(Saved::Recorded)
+                    }
+                }
             }
             None => Err(StoreError::NotFound { run_id }),
         };
@@ -83,13 +174,11 @@ impl CheckpointStore for MemoryStore {
         run_id: RunId,
         status: StoredStatus,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        if let Some(run) = self
-            .runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(&run_id)
-        {
-            run.status = status;
+        if let Some(entry) = self.runs().get_mut(&run_id) {
+            entry.run.status = status;
+            entry.run.updated_unix_ms = unix_ms();
+            entry.owner = None;
+            entry.lease_until = 0;
         }
         Box::pin(async { Ok(()) })
     }

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 pub use crate::future::BoxFuture;
 use crate::ids::RunId;
 pub use memory::MemoryStore;
+
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -63,12 +64,56 @@ impl StoredStatus {
 pub struct NewRun<'a> {
     /// Its id.
     pub run_id: RunId,
+    /// The run that called this one as a sub-chain, if any.
+    pub parent: Option<RunId>,
     /// The chain's name.
     pub chain: &'a str,
     /// The fingerprint of the chain's definition when the run started.
     pub fingerprint: u64,
     /// The run's input, as JSON.
     pub input: &'a [u8],
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// Who drives it, and until when (`None` for a sub-chain, which its
+    /// parent's owner drives).
+    pub lease: Option<Lease<'a>>,
+}
+
+/// Ownership of a run: only the owner runs its units, until the lease
+/// expires (a crashed owner's lease simply runs out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease<'a> {
+    /// A token naming the owner (one per start of a run).
+    pub owner: &'a str,
+    /// When the lease ends, in milliseconds since the Unix epoch.
+    pub until_unix_ms: u64,
+}
+
+/// The answer to [`CheckpointStore::claim_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// The caller owns the run now (it was free, expired, finished, or
+    /// already the caller's).
+    Owned,
+    /// Another owner holds an unexpired lease on a running run.
+    Busy {
+        /// When its lease ends, in milliseconds since the Unix epoch.
+        until_unix_ms: u64,
+    },
+    /// The store has no such run.
+    Missing,
+}
+
+/// Whether a unit's output was recorded, or another writer's was already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Saved {
+    /// This output is the unit's record now.
+    Recorded,
+    /// The unit already had a record, which stays (the first write wins):
+    /// here are its bytes, to be used instead.
+    Existing(Vec<u8>),
 }
 
 /// A run read back from a store.
@@ -76,15 +121,121 @@ pub struct NewRun<'a> {
 pub struct SavedRun {
     /// The chain's name.
     pub chain: String,
+    /// The run that called this one as a sub-chain, if any.
+    pub parent: Option<RunId>,
     /// The fingerprint of the chain's definition when the run started.
     pub fingerprint: u64,
     /// The run's input, as JSON.
     pub input: Vec<u8>,
     /// How it stands.
     pub status: StoredStatus,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// When it was last written, in milliseconds since the Unix epoch.
+    pub updated_unix_ms: u64,
     /// Saved step outputs (JSON) by (step key, iteration); iteration 0 is a
     /// step's final output, 1.. a loop step's iterations.
     pub steps: HashMap<(String, u32), Vec<u8>>,
+}
+
+/// One run, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Its id.
+    pub run_id: RunId,
+    /// The run that called this one as a sub-chain, if any.
+    pub parent: Option<RunId>,
+    /// The chain's name.
+    pub chain: String,
+    /// How it stands.
+    pub status: StoredStatus,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// When it was last written, in milliseconds since the Unix epoch.
+    pub updated_unix_ms: u64,
+    /// How many unit outputs it has recorded.
+    pub units: u64,
+}
+
+/// Which runs [`CheckpointStore::list_runs`] returns: every field narrows the
+/// listing; the default lists every top-level run, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    /// Only runs in this state.
+    pub status: Option<StoredStatus>,
+    /// Only runs of this chain.
+    pub chain: Option<String>,
+    /// Only runs started before this time (ms since the Unix epoch).
+    pub started_before_unix_ms: Option<u64>,
+    /// Only runs started at or after this time (ms since the Unix epoch).
+    pub started_after_unix_ms: Option<u64>,
+    /// Sub-chain runs too (by default only top-level runs are listed).
+    pub include_sub_runs: bool,
+    /// At most this many runs.
+    pub limit: Option<usize>,
+}
+
+impl RunQuery {
+    /// Every top-level run.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only runs in `status`.
+    #[must_use]
+    pub fn status(mut self, status: StoredStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only runs of `chain`.
+    #[must_use]
+    pub fn chain(mut self, chain: impl Into<String>) -> Self {
+        self.chain = Some(chain.into());
+        self
+    }
+
+    /// Only runs started before `unix_ms`.
+    #[must_use]
+    pub fn started_before(mut self, unix_ms: u64) -> Self {
+        self.started_before_unix_ms = Some(unix_ms);
+        self
+    }
+
+    /// Only runs started at or after `unix_ms`.
+    #[must_use]
+    pub fn started_after(mut self, unix_ms: u64) -> Self {
+        self.started_after_unix_ms = Some(unix_ms);
+        self
+    }
+
+    /// Sub-chain runs too.
+    #[must_use]
+    pub fn with_sub_runs(mut self) -> Self {
+        self.include_sub_runs = true;
+        self
+    }
+
+    /// At most `n` runs.
+    #[must_use]
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Whether `run` is one this query lists (stores may filter in their own
+    /// query language instead).
+    pub fn matches(&self, run: &RunSummary) -> bool {
+        self.status.is_none_or(|status| run.status == status)
+            && self.chain.as_deref().is_none_or(|chain| run.chain == chain)
+            && self
+                .started_before_unix_ms
+                .is_none_or(|t| run.started_unix_ms < t)
+            && self
+                .started_after_unix_ms
+                .is_none_or(|t| run.started_unix_ms >= t)
+            && (self.include_sub_runs || run.parent.is_none())
+    }
 }
 
 /// What went wrong with a store; a run never proceeds on a value it could not
@@ -107,6 +258,15 @@ pub enum StoreError {
         "this runtime has no checkpoint store; add one with `Runtime::builder().checkpoints(...)`"
     )]
     NoStore,
+    /// Another owner took the run over: this one's lease ran out (it was
+    /// presumed dead). The run stops here so it is driven once.
+    #[error(
+        "another process took run {run_id} over after this one's lease ran out; this one stops so the run is driven once"
+    )]
+    LeaseLost {
+        /// The run.
+        run_id: RunId,
+    },
     /// A value could not be serialized for the store.
     #[error("a value could not be serialized for the checkpoint store: {0}")]
     Encode(String),
@@ -115,25 +275,47 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Where checkpoints live. Object-safe: a [`Runtime`](crate::Runtime) holds
-/// one as `Arc<dyn CheckpointStore>`.
+/// Where checkpoints live: the journal of every run's units. Object-safe: a
+/// [`Runtime`](crate::Runtime) holds one as `Arc<dyn CheckpointStore>`.
+///
+/// The guarantees the executor builds on: a unit's output is durable when
+/// [`save_step`](CheckpointStore::save_step) returns, and the first output
+/// recorded for a unit wins; only the owner of a run's lease drives it.
 pub trait CheckpointStore: Send + Sync + 'static {
-    /// Records a new run.
+    /// Records a new run (owned by `run.lease`, if given). A run that exists
+    /// already is left as it is.
     fn start_run<'a>(&'a self, run: NewRun<'a>) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Takes (or renews) the lease on a run: granted when the run is free,
+    /// its lease expired at `now_unix_ms`, it is no longer running, or the
+    /// lease is already `lease.owner`'s.
+    fn claim_run<'a>(
+        &'a self,
+        run_id: RunId,
+        lease: Lease<'a>,
+        now_unix_ms: u64,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>>;
 
     /// Reads a run and its saved outputs; `None` if the store has no such run.
     fn load_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<SavedRun>, StoreError>>;
 
-    /// Saves one step output. It is durable when the future completes.
+    /// Lists runs, newest first.
+    fn list_runs<'a>(
+        &'a self,
+        query: &'a RunQuery,
+    ) -> BoxFuture<'a, Result<Vec<RunSummary>, StoreError>>;
+
+    /// Records one unit's output, durable when the future completes. If the
+    /// unit has a record already, that record stays and is returned.
     fn save_step<'a>(
         &'a self,
         run_id: RunId,
         key: &'a str,
         iteration: u32,
         output: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<Saved, StoreError>>;
 
-    /// Records how the run ended.
+    /// Records how the run ended, and frees its lease.
     fn finish_run(
         &self,
         run_id: RunId,
@@ -158,6 +340,69 @@ pub trait CheckpointStore: Send + Sync + 'static {
 
 #[cfg(test)]
 const _: Option<&dyn CheckpointStore> = None;
+
+/// A shared store is a store: a runtime and a tool listing its runs can hold
+/// the same one.
+impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
+    fn start_run<'a>(&'a self, run: NewRun<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).start_run(run)
+    }
+
+    fn claim_run<'a>(
+        &'a self,
+        run_id: RunId,
+        lease: Lease<'a>,
+        now_unix_ms: u64,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        (**self).claim_run(run_id, lease, now_unix_ms)
+    }
+
+    fn load_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<SavedRun>, StoreError>> {
+        (**self).load_run(run_id)
+    }
+
+    fn list_runs<'a>(
+        &'a self,
+        query: &'a RunQuery,
+    ) -> BoxFuture<'a, Result<Vec<RunSummary>, StoreError>> {
+        (**self).list_runs(query)
+    }
+
+    fn save_step<'a>(
+        &'a self,
+        run_id: RunId,
+        key: &'a str,
+        iteration: u32,
+        output: &'a [u8],
+    ) -> BoxFuture<'a, Result<Saved, StoreError>> {
+        (**self).save_step(run_id, key, iteration, output)
+    }
+
+    fn finish_run(
+        &self,
+        run_id: RunId,
+        status: StoredStatus,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        (**self).finish_run(run_id, status)
+    }
+
+    fn cache_get<'a>(
+        &'a self,
+        key: &'a str,
+        now_unix_ms: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        (**self).cache_get(key, now_unix_ms)
+    }
+
+    fn cache_put<'a>(
+        &'a self,
+        key: &'a str,
+        output: &'a [u8],
+        expires_unix_ms: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).cache_put(key, output, expires_unix_ms)
+    }
+}
 
 /// FNV-1a, 64 bits: checksums of stored records and hashes of step inputs.
 pub(crate) fn fnv1a(bytes: &[u8], seed: u64) -> u64 {

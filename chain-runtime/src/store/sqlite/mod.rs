@@ -1,0 +1,403 @@
+//! The embedded default checkpoint store: one SQLite file.
+
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    BoxFuture, CheckpointStore, Claim, Lease, NewRun, RunQuery, RunSummary, Saved, SavedRun,
+    StoreError, StoredStatus,
+};
+use crate::ids::{RunId, unix_ms};
+use schema::checksum;
+
+/// Checkpoints in a SQLite database file (WAL journal, `synchronous=FULL`:
+/// a saved step survives the process being killed and the machine losing
+/// power). Every record carries a checksum, checked on load; each run counts
+/// its records, so a record that went missing is an error, never a re-run.
+///
+/// Calls run on tokio's blocking pool, one at a time per store. Files written
+/// by earlier versions are upgraded when opened.
+#[derive(Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn io(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(error.to_string())
+}
+
+/// A stored run id, read back.
+fn parse_run_id(text: &str) -> Result<RunId, StoreError> {
+    RunId::named(text).map_err(|error| StoreError::Corrupt(format!("a run id: {error}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut connection = Connection::open(&path).map_err(io)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(io)?;
+        schema::prepare(&mut connection, &path.display().to_string())?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
+        let connection = Arc::clone(&self.connection);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+                work(&mut connection)
+            })
+            .await
+            .map_err(io)?
+        })
+    }
+}
+
+impl CheckpointStore for SqliteStore {
+    fn start_run<'a>(&'a self, run: NewRun<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+        let id = run.run_id.to_string();
+        let parent = run.parent.map(|parent| parent.to_string());
+        let chain = run.chain.to_owned();
+        let fingerprint = run.fingerprint as i64;
+        let input = run.input.to_vec();
+        let input_checksum = checksum(&id, "<input>", 0, &input);
+        let started = run.started_unix_ms as i64;
+        let owner = run.lease.map(|lease| lease.owner.to_owned());
+        let lease_until = run.lease.map_or(0, |lease| lease.until_unix_ms as i64);
+        self.with(move |connection| {
+            connection
+                .execute(
+                    "INSERT OR IGNORE INTO runs (run_id, parent_id, chain, fingerprint, input, input_checksum, status, started_ms, updated_ms, owner, lease_until)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?7, ?8, ?9)",
+                    params![id, parent, chain, fingerprint, input, input_checksum, started, owner, lease_until],
+                )
+                .map_err(io)?;
+            Ok(())
+        })
+    }
+
+    fn claim_run<'a>(
+        &'a self,
+        run_id: RunId,
+        lease: Lease<'a>,
+        now_unix_ms: u64,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        let id = run_id.to_string();
+        let owner = lease.owner.to_owned();
+        let until = lease.until_unix_ms as i64;
+        let now = now_unix_ms as i64;
+        self.with(move |connection| {
+            let claimed = connection
+                .execute(
+                    "UPDATE runs SET owner = ?2, lease_until = ?3, status = 'running', updated_ms = ?4
+                     WHERE run_id = ?1
+                       AND (owner IS NULL OR owner = ?2 OR lease_until <= ?4 OR status != 'running')",
+                    params![id, owner, until, now],
+                )
+                .map_err(io)?;
+            if claimed == 1 {
+                return Ok(Claim::Owned);
+            }
+            let held: Option<i64> = connection
+                .query_row(
+                    "SELECT lease_until FROM runs WHERE run_id = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(io)?;
+            Ok(match held {
+                Some(until) => Claim::Busy {
+                    until_unix_ms: until.max(0) as u64,
+                },
+                None => Claim::Missing,
+            })
+        })
+    }
+
+    fn load_run(&self, run_id: RunId) -> BoxFuture<'_, Result<Option<SavedRun>, StoreError>> {
+        let id = run_id.to_string();
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT chain, fingerprint, input, input_checksum, status, parent_id, started_ms, updated_ms, units
+                     FROM runs WHERE run_id = ?1",
+                    params![id],
+                    |row| {
+                        Ok((
+                            (row.get::<_, String>(0)?, row.get::<_, i64>(1)?),
+                            (row.get::<_, Vec<u8>>(2)?, row.get::<_, i64>(3)?),
+                            (row.get::<_, String>(4)?, row.get::<_, Option<String>>(5)?),
+                            (row.get::<_, i64>(6)?, row.get::<_, i64>(7)?, row.get::<_, i64>(8)?),
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(io)?;
+            let Some(((chain, fingerprint), (input, input_checksum), (status, parent), (started, updated, units))) = row
+            else {
+                return Ok(None);
+            };
+            if checksum(&id, "<input>", 0, &input) != input_checksum {
+                return Err(StoreError::Corrupt(format!("the input of run {run_id}")));
+            }
+            let status = StoredStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status `{status}` of run {run_id}")))?;
+            let mut statement = connection
+                .prepare("SELECT key, iteration, output, checksum FROM steps WHERE run_id = ?1")
+                .map_err(io)?;
+            let rows = statement
+                .query_map(params![id], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, Vec<u8>>(2)?,
+                        row.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(io)?;
+            let mut steps = HashMap::new();
+            for row in rows {
+                let (key, iteration, output, sum) = row.map_err(io)?;
+                if checksum(&id, &key, iteration, &output) != sum {
+                    return Err(StoreError::Corrupt(format!(
+                        "the output of step `{key}` (iteration {iteration}) of run {run_id}"
+                    )));
+                }
+                let iteration = u32::try_from(iteration).map_err(|_| {
+                    StoreError::Corrupt(format!("iteration {iteration} of step `{key}` of run {run_id}"))
+                })?;
+                steps.insert((key, iteration), output);
+            }
+            // Every record the run counted must be there: a damaged row must
+            // not pass for a step that never ran.
+            if steps.len() as i64 != units {
+                return Err(StoreError::Corrupt(format!(
+                    "run {run_id} recorded {units} outputs but {} are readable",
+                    steps.len()
+                )));
+            }
+            Ok(Some(SavedRun {
+                chain,
+                parent: parent.as_deref().map(parse_run_id).transpose()?,
+                fingerprint: fingerprint as u64,
+                input,
+                status,
+                started_unix_ms: started.max(0) as u64,
+                updated_unix_ms: updated.max(0) as u64,
+                steps,
+            }))
+        })
+    }
+
+    fn list_runs<'a>(
+        &'a self,
+        query: &'a RunQuery,
+    ) -> BoxFuture<'a, Result<Vec<RunSummary>, StoreError>> {
+        let query = query.clone();
+        self.with(move |connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT run_id, parent_id, chain, status, started_ms, updated_ms, units FROM runs
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR chain = ?2)
+                       AND (?3 IS NULL OR started_ms < ?3) AND (?4 IS NULL OR started_ms >= ?4)
+                       AND (?5 OR parent_id IS NULL)
+                     ORDER BY started_ms DESC, run_id LIMIT ?6",
+                )
+                .map_err(io)?;
+            let limit = query.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            let rows = statement
+                .query_map(
+                    params![
+                        query.status.map(StoredStatus::as_str),
+                        query.chain,
+                        query.started_before_unix_ms.map(|t| t as i64),
+                        query.started_after_unix_ms.map(|t| t as i64),
+                        query.include_sub_runs,
+                        limit
+                    ],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Option<String>>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, i64>(4)?,
+                            row.get::<_, i64>(5)?,
+                            row.get::<_, i64>(6)?,
+                        ))
+                    },
+                )
+                .map_err(io)?;
+            let mut listed = Vec::new();
+            for row in rows {
+                let (id, parent, chain, status, started, updated, units) = row.map_err(io)?;
+                listed.push(RunSummary {
+                    run_id: parse_run_id(&id)?,
+                    parent: parent.as_deref().map(parse_run_id).transpose()?,
+                    chain,
+                    status: StoredStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("status `{status}` of run {id}")))?,
+                    started_unix_ms: started.max(0) as u64,
+                    updated_unix_ms: updated.max(0) as u64,
+                    units: units.max(0) as u64,
+                });
+            }
+            Ok(listed)
+        })
+    }
+
+    fn save_step<'a>(
+        &'a self,
+        run_id: RunId,
+        key: &'a str,
+        iteration: u32,
+        output: &'a [u8],
+    ) -> BoxFuture<'a, Result<Saved, StoreError>> {
+        let id = run_id.to_string();
+        let key = key.to_owned();
+        let iteration = i64::from(iteration);
+        let output = output.to_vec();
+        self.with(move |connection| {
+            let sum = checksum(&id, &key, iteration, &output);
+            let transaction = connection.transaction().map_err(io)?;
+            // The first output recorded for a unit wins.
+            let inserted = transaction
+                .execute(
+                    "INSERT OR IGNORE INTO steps (run_id, key, iteration, output, checksum)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, key, iteration, output, sum],
+                )
+                .map_err(io)?;
+            if inserted == 0 {
+                let (existing, existing_sum): (Vec<u8>, i64) = transaction
+                    .query_row(
+                        "SELECT output, checksum FROM steps WHERE run_id = ?1 AND key = ?2 AND iteration = ?3",
+                        params![id, key, iteration],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .map_err(io)?;
+                if checksum(&id, &key, iteration, &existing) != existing_sum {
+                    return Err(StoreError::Corrupt(format!(
+                        "the output of step `{key}` (iteration {iteration}) of run {id}"
+                    )));
+                }
+                return Ok(Saved::Existing(existing));
+            }
+            let counted = transaction
+                .execute(
+                    "UPDATE runs SET units = units + 1, updated_ms = ?2 WHERE run_id = ?1",
+                    params![id, unix_ms() as i64],
+                )
+                .map_err(io)?;
+            if counted == 0 {
+                return Err(StoreError::NotFound { run_id });
+            }
+            transaction.commit().map_err(io)?;
+            Ok(Saved::Recorded)
+        })
+    }
+
+    fn finish_run(
+        &self,
+        run_id: RunId,
+        status: StoredStatus,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let id = run_id.to_string();
+        self.with(move |connection| {
+            connection
+                .execute(
+                    "UPDATE runs SET status = ?2, owner = NULL, lease_until = 0, updated_ms = ?3 WHERE run_id = ?1",
+                    params![id, status.as_str(), unix_ms() as i64],
+                )
+                .map_err(io)?;
+            Ok(())
+        })
+    }
+
+    fn cache_get<'a>(
+        &'a self,
+        key: &'a str,
+        now_unix_ms: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        let key = key.to_owned();
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT output, checksum, expires_at FROM cache WHERE key = ?1",
+                    params![key],
+                    |row| {
+                        Ok((
+                            row.get::<_, Vec<u8>>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(io)?;
+            match row {
+                Some((output, sum, expires)) if expires as u64 > now_unix_ms => {
+                    if checksum("<cache>", &key, 0, &output) != sum {
+                        return Err(StoreError::Corrupt(format!("the cache entry `{key}`")));
+                    }
+                    Ok(Some(output))
+                }
+                _ => Ok(None),
+            }
+        })
+    }
+
+    fn cache_put<'a>(
+        &'a self,
+        key: &'a str,
+        output: &'a [u8],
+        expires_unix_ms: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let key = key.to_owned();
+        let output = output.to_vec();
+        self.with(move |connection| {
+            let sum = checksum("<cache>", &key, 0, &output);
+            connection
+                .execute(
+                    "INSERT OR REPLACE INTO cache (key, output, checksum, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![key, output, sum, expires_unix_ms as i64],
+                )
+                .map_err(io)?;
+            Ok(())
+        })
+    }
+}
