@@ -174,3 +174,89 @@ async fn resuming_an_unknown_run_says_not_found() {
     assert!(message.contains("has no run"), "{message}");
     assert!(!message.contains("I/O"), "{message}");
 }
+
+/// Wraps a model and adds up the usage of every completion it returned.
+#[derive(Debug)]
+struct Counting {
+    inner: ScriptedModel,
+    usage: Arc<std::sync::Mutex<prompt_chain::llm::Usage>>,
+}
+
+impl prompt_chain::llm::LanguageModel for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a prompt_chain::llm::ChatRequest,
+    ) -> prompt_chain::llm::BoxFuture<
+        'a,
+        Result<prompt_chain::llm::Completion, prompt_chain::llm::LlmError>,
+    > {
+        Box::pin(async move {
+            let completion = self.inner.complete(request).await?;
+            let mut usage = self.usage.lock().expect("lock");
+            *usage = *usage + completion.usage;
+            Ok(completion)
+        })
+    }
+}
+
+#[step]
+async fn refine(cx: &StepCx, draft: &str) -> StepResult<String> {
+    let better = cx.llm().text(format!("refine: {draft}")).await?;
+    Ok(format!("{draft}+{}", better.len()))
+}
+
+fn long_enough(text: &str) -> bool {
+    text.len() > 24
+}
+
+#[chain]
+async fn pipeline(items: Vec<String>) -> Loop<String> {
+    step!(labels = classify_each(items));
+    step!(first: String = join_labels(labels));
+    step!(polished = refine(first), until = long_enough, max = 4);
+    polished
+}
+
+async fn join_labels(_cx: &StepCx, labels: &[String]) -> StepResult<String> {
+    Ok(labels.join(","))
+}
+
+#[tokio::test]
+async fn run_totals_are_every_model_call_sub_chains_and_loops_included() {
+    let usage = Arc::new(std::sync::Mutex::new(prompt_chain::llm::Usage::default()));
+    let model = Counting {
+        inner: model().on_prompt("refine:", "ok"),
+        usage: Arc::clone(&usage),
+    };
+    let rt = Runtime::builder()
+        .model(model)
+        .prices(prompt_chain::llm::PriceTable::new().model("counting", 1_000.0, 2_000.0))
+        .build();
+    let outcome = pipeline::execute(&rt, pipeline::Input { items: items() }).await;
+    let polished = outcome.result.expect("completes").polished;
+    assert!(polished.iterations >= 1);
+    let served = *usage.lock().expect("lock");
+    assert_eq!(outcome.report.usage, served, "every token the model served");
+    let expected_cost =
+        (served.input_tokens as f64 * 1_000.0 + served.output_tokens as f64 * 2_000.0) / 1e6;
+    let cost = outcome.report.cost_usd.expect("priced");
+    assert!(
+        (cost - expected_cost).abs() < 1e-9,
+        "{cost} vs {expected_cost}"
+    );
+    // The sub-chain runs hang under the step that called them.
+    let labels = outcome.report.step("labels").expect("recorded");
+    assert_eq!(labels.sub_runs.len(), 5);
+    assert!(
+        labels
+            .sub_runs
+            .iter()
+            .all(|sub| sub.report.chain == "classify_one")
+    );
+    let html = outcome.report.to_html();
+    assert_eq!(html.matches("↳ classify_one › label → label").count(), 5);
+}

@@ -13,7 +13,7 @@ use crate::definition::{ChainDef, StepDef};
 use crate::error::{ChainError, FailureKind};
 use crate::events::{EventKind, EventSink};
 use crate::ids::RunId;
-use crate::report::{ExecutionReport, Outcome, RunStatus};
+use crate::report::{ExecutionReport, Outcome, RunStatus, SubRun};
 use crate::runtime::Runtime;
 use crate::store::StoredStatus;
 
@@ -201,14 +201,21 @@ impl RunCx {
             usage: report.usage,
             cost_usd: report.cost_usd,
         });
-        self.shared.runtime.observation().remember(&report);
-        // A sub-chain's tokens and cost belong to the step that called it.
-        if let Some(parent) = &self.shared.parent_link {
-            parent.run.record(parent.index, |record| {
-                record.usage = record.usage + report.usage;
-                record.cost_usd = crate::llm::add_cost(record.cost_usd, report.cost_usd);
-                record.sub_runs.push(report.run_id);
-            });
+        match &self.shared.parent_link {
+            // A sub-chain's tokens and cost belong to the step that called
+            // it, and its report hangs under that step (not in the history).
+            Some(parent) => {
+                let started_at = parent.run.elapsed().saturating_sub(report.duration);
+                parent.run.record(parent.index, |record| {
+                    record.usage = record.usage + report.usage;
+                    record.cost_usd = crate::llm::add_cost(record.cost_usd, report.cost_usd);
+                    record.sub_runs.push(SubRun {
+                        started_at,
+                        report: Arc::clone(&report),
+                    });
+                });
+            }
+            None => self.shared.runtime.observation().remember(&report),
         }
         report
     }

@@ -168,6 +168,16 @@ impl Serialize for AttemptLog {
     }
 }
 
+/// A sub-chain run called by a step: when it started, in the calling run's
+/// time, and its report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubRun {
+    /// When it started, from the start of the calling run.
+    pub started_at: Duration,
+    /// What it did.
+    pub report: std::sync::Arc<ExecutionReport>,
+}
+
 /// Which arm a route took.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteRecord {
@@ -232,9 +242,10 @@ pub struct StepRecord {
     pub attempt_log: AttemptLog,
     /// For a loop step, one record per iteration (empty for other steps).
     pub iterations: Vec<IterationRecord>,
-    /// The runs of the sub-chains this step called, in call order (their
-    /// tokens and cost are included in `usage` and `cost_usd`).
-    pub sub_runs: Vec<RunId>,
+    /// The runs of the sub-chains this step called, in call order, with
+    /// their own reports (their tokens and cost are included in `usage` and
+    /// `cost_usd`).
+    pub sub_runs: Vec<SubRun>,
 }
 
 impl StepRecord {

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{AttemptOutcome, ExecutionReport, StepStatus};
+use super::{AttemptOutcome, ExecutionReport, StepRecord, StepStatus};
 
 /// Average width of one character of the 12px label font, for sizing the label column.
 const CHAR_WIDTH: f64 = 7.0;
@@ -45,18 +45,57 @@ fn tick_step(total: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
-/// The SVG chart of one run.
+/// One row of the chart: a step of the run, or of a sub-chain run nested
+/// under the step that called it (its times shifted into the run's time).
+struct Row<'a> {
+    record: &'a StepRecord,
+    /// Where the step's run started, in the top run's time.
+    offset: Duration,
+    /// 0 for the run's own steps, 1 for a sub-chain's, and so on.
+    depth: usize,
+    /// The sub-chain's name, for nested rows.
+    chain: Option<&'static str>,
+}
+
+fn rows<'a>(report: &'a ExecutionReport, offset: Duration, depth: usize, out: &mut Vec<Row<'a>>) {
+    for record in &report.steps {
+        out.push(Row {
+            record,
+            offset,
+            depth,
+            chain: (depth > 0).then_some(report.chain),
+        });
+        for sub in &record.sub_runs {
+            rows(&sub.report, offset + sub.started_at, depth + 1, out);
+        }
+    }
+}
+
+fn label(row: &Row<'_>) -> String {
+    let indent = "  ".repeat(row.depth);
+    match row.chain {
+        Some(chain) => format!(
+            "{indent}↳ {chain} › {} → {}",
+            row.record.name, row.record.key
+        ),
+        None => format!("{} → {}", row.record.name, row.record.key),
+    }
+}
+
+/// The SVG chart of one run, its sub-chains' steps nested under the steps
+/// that called them.
 fn svg(report: &ExecutionReport) -> String {
+    let mut all = Vec::new();
+    rows(report, Duration::ZERO, 0, &mut all);
     let total = ms(report.duration).max(1.0);
-    let longest = report
-        .steps
+    let longest = all
         .iter()
-        .map(|s| s.name.chars().count() + s.key.chars().count() + 3)
+        .map(|row| label(row).chars().count())
         .max()
         .unwrap_or(10);
     let label_width = (longest as f64 * CHAR_WIDTH + 20.0).max(120.0);
     let x = |at: Duration| label_width + ms(at) / total * CHART_WIDTH;
-    let height = TOP + ROW * report.steps.len() as f64 + 10.0;
+    let height = TOP + ROW * all.len() as f64 + 10.0;
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n",
         label_width + CHART_WIDTH + 20.0
@@ -73,26 +112,26 @@ fn svg(report: &ExecutionReport) -> String {
         );
         tick += step;
     }
-    for (row, record) in report.steps.iter().enumerate() {
-        let y = TOP + ROW * row as f64;
+    for (index, row) in all.iter().enumerate() {
+        let (record, offset) = (row.record, row.offset);
+        let y = TOP + ROW * index as f64;
         let muted = matches!(record.status, StepStatus::Skipped | StepStatus::Pending);
         let _ = writeln!(
             out,
-            "  <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"{}\">{} → {}</text>",
+            "  <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"{}\" xml:space=\"preserve\">{}</text>",
             label_width - 8.0,
             y + ROW * 0.62,
             if muted { "#9e9e9e" } else { "#212121" },
-            escape(record.name),
-            escape(record.key)
+            escape(&label(row)),
         );
         if record.attempt_log.is_empty() {
             if let (Some(start), StepStatus::Running) = (record.started_at, record.status) {
                 let _ = writeln!(
                     out,
                     "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#9e9e9e\"><title>{}: cancelled while running</title></rect>",
-                    x(start),
+                    x(offset + start),
                     y + 4.0,
-                    (x(report.duration) - x(start)).max(2.0),
+                    (x(report.duration) - x(offset + start)).max(2.0),
                     ROW - 8.0,
                     escape(record.name)
                 );
@@ -107,20 +146,21 @@ fn svg(report: &ExecutionReport) -> String {
             }
         }
         for attempt in &record.attempt_log {
+            let (start, end) = (offset + attempt.started_at, offset + attempt.finished_at);
             let _ = writeln!(
                 out,
                 "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"3\" fill=\"{}\"><title>{} attempt {} (iteration {}): {:?}, {:.1} ms → {:.1} ms</title></rect>",
-                x(attempt.started_at),
+                x(start),
                 y + 4.0,
-                (x(attempt.finished_at) - x(attempt.started_at)).max(2.0),
+                (x(end) - x(start)).max(2.0),
                 ROW - 8.0,
                 color(attempt.outcome),
                 escape(record.name),
                 attempt.attempt,
                 attempt.iteration,
                 attempt.outcome,
-                ms(attempt.started_at),
-                ms(attempt.finished_at),
+                ms(start),
+                ms(end),
             );
         }
     }
