@@ -260,3 +260,41 @@ async fn run_totals_are_every_model_call_sub_chains_and_loops_included() {
     let html = outcome.report.to_html();
     assert_eq!(html.matches("↳ classify_one › label → label").count(), 5);
 }
+
+/// Calls `classify_one` per item; its first attempt fails (retryably) after
+/// three calls.
+#[step]
+async fn classify_flaky(cx: &StepCx, items: &[String]) -> StepResult<Vec<String>> {
+    let mut labels = Vec::new();
+    for item in items {
+        if cx.attempt() == 1 && labels.len() == 3 {
+            return Err(StepError::msg("a hiccup after three calls").transient());
+        }
+        labels.push(classify_one(cx, item.clone()).await?);
+    }
+    Ok(labels)
+}
+
+#[chain]
+async fn flaky_batch(items: Vec<String>) -> Vec<String> {
+    step!(labels = classify_flaky(items), retry = 1);
+    labels
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_attempt_replays_its_calls_from_the_journal() {
+    let model = model();
+    let rt = Runtime::builder()
+        .model(model.clone())
+        .checkpoints(MemoryStore::new())
+        .build();
+    let outcome = flaky_batch::execute(&rt, flaky_batch::Input { items: items() }).await;
+    let labels = outcome.result.expect("the retry completes").labels;
+    assert_eq!(labels, ["APPLE", "BRICK", "CLOUD", "DAISY", "EAGLE"]);
+    assert_eq!(
+        model.calls().len(),
+        5,
+        "the second attempt restored the first attempt's three calls"
+    );
+    assert_eq!(outcome.report.step("labels").expect("recorded").attempts, 2);
+}

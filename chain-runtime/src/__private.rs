@@ -37,7 +37,7 @@ impl InputHash {
     #[must_use]
     pub fn feed<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
         let bytes = serde_json::to_vec(value).unwrap_or_default();
-        Self(crate::store::fnv1a(
+        Self(crate::ids::fnv1a(
             &bytes,
             self.0.rotate_left(5) ^ bytes.len() as u64,
         ))

@@ -112,7 +112,7 @@ impl RunId {
 
     /// A 64-bit hash of the id (seeds, derived ids).
     pub(crate) fn hash64(&self) -> u64 {
-        crate::store::fnv1a(self.as_str().as_bytes(), 0)
+        fnv1a(self.as_str().as_bytes(), 0)
     }
 }
 
@@ -168,6 +168,16 @@ pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// FNV-1a, 64 bits: checksums of stored records and hashes of step inputs.
+pub(crate) fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
+    let mut hash = seed ^ 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 /// `text` cut to at most `max` characters, with `…` when cut.

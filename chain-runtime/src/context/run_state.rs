@@ -3,7 +3,7 @@
 //! run has spent.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -52,8 +52,10 @@ pub(crate) struct RunShared {
     /// Tokens and cost spent, shared with sub-chains (for the run budget).
     pub(crate) spent: Arc<Spent>,
     /// Per step, the calls (sub-chains) its current attempt has made: the
-    /// ordinal in each call's address.
-    calls: Box<[AtomicU32]>,
+    /// ordinal in each call's address, tagged with the attempt counting
+    /// them (high 32 bits) so a new attempt starts from 0. Allocated on the
+    /// first call: most runs make none.
+    calls: OnceLock<Box<[AtomicU64]>>,
 }
 
 impl RunShared {
@@ -111,23 +113,36 @@ impl RunShared {
             span,
             restored: Mutex::new(HashMap::new()),
             spent: parent_run.map_or_else(Default::default, |run| Arc::clone(&run.spent)),
-            calls: chain.steps.iter().map(|_| AtomicU32::new(0)).collect(),
+            calls: OnceLock::new(),
         }
     }
 
-    /// Starts counting step `index`'s calls afresh (a new attempt replays
-    /// its calls from ordinal 0).
-    pub(crate) fn reset_calls(&self, index: usize) {
-        if let Some(calls) = self.calls.get(index) {
-            calls.store(0, Ordering::Relaxed);
+    /// The ordinal of the next call made by `attempt` of step `index`
+    /// (iteration and attempt from 1): a new attempt replays its calls from 0.
+    pub(crate) fn next_call(&self, index: usize, iteration: u32, attempt: u32) -> u32 {
+        let calls = self
+            .calls
+            .get_or_init(|| self.chain.steps.iter().map(|_| AtomicU64::new(0)).collect());
+        let Some(counter) = calls.get(index) else {
+            return 0;
+        };
+        // Iterations and attempts of one step run one after another, so a
+        // tag of the pair (16 bits each) tells whether the count is this
+        // attempt's: consecutive pairs never share a tag.
+        let tag = (u64::from(iteration & 0xFFFF) << 48) | (u64::from(attempt & 0xFFFF) << 32);
+        let mut current = counter.load(Ordering::Relaxed);
+        loop {
+            let next = if current & !0xFFFF_FFFF == tag {
+                current + 1
+            } else {
+                tag | 1
+            };
+            match counter.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return ((next & 0xFFFF_FFFF) - 1) as u32,
+                Err(seen) => current = seen,
+            }
         }
-    }
-
-    /// The ordinal of step `index`'s next call.
-    pub(crate) fn next_call(&self, index: usize) -> u32 {
-        self.calls
-            .get(index)
-            .map_or(0, |calls| calls.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The chain path: `support_router › technical_support` for a sub-chain.
@@ -177,6 +192,7 @@ impl RunShared {
     }
 
     /// Updates the record of step `index` (ignored for an unknown index).
+    #[inline]
     pub(crate) fn record<R>(
         &self,
         index: usize,

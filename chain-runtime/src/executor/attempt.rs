@@ -85,7 +85,6 @@ impl RunCx {
         loop {
             attempt += 1;
             let started_at = self.now();
-            self.shared.reset_calls(index);
             // The record learns of the attempt when it ends, in one visit; an
             // attempt cancelled on the way is recorded by the guard's drop.
             let mut in_flight = InFlight {

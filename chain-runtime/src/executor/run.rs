@@ -76,7 +76,7 @@ impl RunCx {
             run: Arc::clone(&cx.run),
             index: cx.index,
             iteration: cx.iteration,
-            ordinal: cx.run.next_call(cx.index),
+            ordinal: cx.run.next_call(cx.index, cx.iteration, cx.attempt),
         });
         // A sub-chain's run id is derived from its address (the calling
         // step, its iteration and the call's ordinal), so resuming the parent
@@ -264,7 +264,7 @@ fn sub_run_id(parent: &Parent) -> RunId {
         "{}/{key}/{}/{}",
         parent.run.id, parent.iteration, parent.ordinal
     );
-    RunId::from_u64(crate::ids::splitmix64(crate::store::fnv1a(
+    RunId::from_u64(crate::ids::splitmix64(crate::ids::fnv1a(
         address.as_bytes(),
         0,
     )))

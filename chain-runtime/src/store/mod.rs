@@ -403,13 +403,3 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
         (**self).cache_put(key, output, expires_unix_ms)
     }
 }
-
-/// FNV-1a, 64 bits: checksums of stored records and hashes of step inputs.
-pub(crate) fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
-    let mut hash = seed ^ 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}

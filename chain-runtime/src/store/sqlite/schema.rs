@@ -9,8 +9,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::super::{StoreError, fnv1a};
-use crate::ids::RunId;
+use super::super::StoreError;
+use crate::ids::{RunId, fnv1a};
 
 /// The schema version this code writes.
 pub(super) const VERSION: i64 = 2;
