@@ -108,6 +108,13 @@ pub enum LlmError {
     /// The request did not get an answer in time.
     #[error("the model call timed out")]
     Timeout,
+    /// The request could not be made as configured (a malformed base URL, a
+    /// key that cannot go in a header): no retry can fix it.
+    #[error("the model call is misconfigured: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+    },
     /// The connection failed or broke (a stream cut mid-way included).
     #[error("connection to the model failed: {message}")]
     Transport {
@@ -154,6 +161,7 @@ impl LlmError {
             | LlmError::Refused { .. }
             | LlmError::QuotaExhausted { .. }
             | LlmError::BudgetExceeded { .. }
+            | LlmError::Config { .. }
             | LlmError::Auth { .. }
             | LlmError::BadRequest { .. } => false,
         }

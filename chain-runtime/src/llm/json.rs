@@ -19,7 +19,13 @@ fn fenced_block(reply: &str) -> Option<&str> {
     let after = &reply[open + 3..];
     let body_start = after.find('\n')? + 1;
     let body = &after[body_start..];
-    let close = body.find("```")?;
+    // The closing fence starts a line: a JSON string holds no raw newline,
+    // so a ``` inside one never does (a snippet in a string is not the end).
+    let close = if body.starts_with("```") {
+        0
+    } else {
+        body.find("\n```")? + 1
+    };
     let inner = body[..close].trim();
     (!inner.is_empty()).then_some(inner)
 }
@@ -79,6 +85,16 @@ mod tests {
             extract_json(reply),
             Some("{\"text\": \"a } brace\", \"n\": [1, 2]}")
         );
+    }
+
+    #[test]
+    fn a_fence_inside_a_json_string_is_not_the_end() {
+        let reply =
+            "```json\n{\"summary\": \"use ```rust\\nfn main() {}\\n``` here\", \"ok\": true}\n```";
+        let json = extract_json(reply).expect("found");
+        let value: serde_json::Value = serde_json::from_str(json).expect("whole JSON");
+        assert_eq!(value["ok"], true);
+        assert!(value["summary"].as_str().expect("text").contains("```rust"));
     }
 
     #[test]

@@ -174,7 +174,30 @@ pub struct Usage {
 impl Usage {
     /// Input plus output tokens.
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+
+    /// A token count read from a provider's JSON: a count above a trillion
+    /// is not a count (a decode error); a negative, fractional or textual
+    /// one is counted as 0 with a warning, never wrapped around.
+    pub(crate) fn count(value: &serde_json::Value, field: &str) -> Result<u64, LlmError> {
+        const ABSURD: u64 = 1_000_000_000_000;
+        match value {
+            serde_json::Value::Null => Ok(0),
+            serde_json::Value::Number(n) if n.as_u64().is_some_and(|n| n <= ABSURD) => {
+                Ok(n.as_u64().unwrap_or(0))
+            }
+            serde_json::Value::Number(n) if n.as_u64().is_some() => Err(LlmError::Decode {
+                message: format!(
+                    "the provider reported {n} {field}, which cannot be a token count"
+                ),
+                body: String::new(),
+            }),
+            other => {
+                tracing::warn!(field, value = %other, "the provider's token count is not a count; counted as 0");
+                Ok(0)
+            }
+        }
     }
 }
 
@@ -182,9 +205,11 @@ impl Add for Usage {
     type Output = Usage;
 
     fn add(self, other: Usage) -> Usage {
+        // Saturating: a total can only be wrong by staying at the top, never
+        // by wrapping to a small number a budget would accept.
         Usage {
-            input_tokens: self.input_tokens + other.input_tokens,
-            output_tokens: self.output_tokens + other.output_tokens,
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
         }
     }
 }

@@ -173,7 +173,9 @@ struct Rule {
 /// added; a request no rule matches is a clear [`LlmError::NoScript`].
 ///
 /// Clones share their rules' call counters and the call log, so a test can keep
-/// a clone and inspect [`ScriptedModel::calls`] after the run.
+/// a clone and inspect [`ScriptedModel::calls`] after the run. The log keeps
+/// the last 10,000 requests ([`ScriptedModel::log_capacity`]); the counts
+/// ([`ScriptedModel::call_count`], [`ScriptedModel::calls_for`]) stay exact.
 ///
 /// ```
 /// # use prompt_chain_runtime as prompt_chain; // the facade crate, as users depend on it
@@ -190,7 +192,44 @@ pub struct ScriptedModel {
     name: String,
     rules: Vec<Rule>,
     latency: Duration,
-    log: Arc<Mutex<Vec<ChatRequest>>>,
+    log: Arc<Mutex<CallLog>>,
+}
+
+/// The requests a scripted model received: the most recent ones, and exact
+/// counts of all of them.
+#[derive(Debug)]
+struct CallLog {
+    recent: std::collections::VecDeque<ChatRequest>,
+    capacity: usize,
+    total: usize,
+    per_step: std::collections::HashMap<&'static str, usize>,
+}
+
+impl Default for CallLog {
+    fn default() -> Self {
+        Self {
+            recent: std::collections::VecDeque::new(),
+            capacity: 10_000,
+            total: 0,
+            per_step: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl CallLog {
+    fn push(&mut self, request: &ChatRequest) {
+        self.total += 1;
+        if let Some(step) = request.step {
+            *self.per_step.entry(step).or_default() += 1;
+        }
+        if self.capacity == 0 {
+            return;
+        }
+        if self.recent.len() == self.capacity {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(request.clone());
+    }
 }
 
 impl Default for ScriptedModel {
@@ -251,22 +290,32 @@ impl ScriptedModel {
         self
     }
 
-    /// Every request received so far, in order.
+    /// How many requests the log keeps (default 10,000; the oldest go
+    /// first); 0 keeps none. Counts stay exact either way.
+    #[must_use]
+    pub fn log_capacity(self, capacity: usize) -> Self {
+        self.log().capacity = capacity;
+        self
+    }
+
+    /// The requests received, oldest first (the last
+    /// [`log_capacity`](ScriptedModel::log_capacity) of them).
     pub fn calls(&self) -> Vec<ChatRequest> {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.log().recent.iter().cloned().collect()
+    }
+
+    /// How many requests were received in all.
+    pub fn call_count(&self) -> usize {
+        self.log().total
     }
 
     /// How many requests came from the step with this name.
     pub fn calls_for(&self, step: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|r| r.step == Some(step))
-            .count()
+        self.log().per_step.get(step).copied().unwrap_or(0)
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, CallLog> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -279,10 +328,7 @@ impl LanguageModel for ScriptedModel {
         &'a self,
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<Completion, LlmError>> {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(request.clone());
+        self.log().push(request);
         let rule = self.rules.iter().find(|rule| rule.matcher.matches(request));
         Box::pin(async move {
             let Some(rule) = rule else {
@@ -312,5 +358,29 @@ impl LanguageModel for ScriptedModel {
             }
             (reply.reply)(request, call)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChatRequest, LanguageModel, ScriptedModel};
+
+    #[tokio::test]
+    async fn the_log_is_bounded_and_the_counts_stay_exact() {
+        let model = ScriptedModel::new().otherwise("ok").log_capacity(3);
+        for n in 0..10 {
+            let mut request = ChatRequest::user(format!("call {n}"));
+            request.step = Some(if n % 2 == 0 { "even" } else { "odd" });
+            model.complete(&request).await.expect("answers");
+        }
+        let kept: Vec<String> = model
+            .calls()
+            .iter()
+            .map(|r| r.prompt().to_owned())
+            .collect();
+        assert_eq!(kept, ["call 7", "call 8", "call 9"]);
+        assert_eq!(model.call_count(), 10);
+        assert_eq!(model.calls_for("even"), 5);
+        assert_eq!(model.calls_for("odd"), 5);
     }
 }

@@ -24,7 +24,7 @@ pub struct Anthropic {
 impl std::fmt::Debug for Anthropic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Anthropic")
-            .field("base_url", &self.base_url)
+            .field("base_url", &super::http::redact_url(&self.base_url))
             .field("model", &self.model)
             .field("api_key", &self.api_key)
             .field("stream", &self.stream)
@@ -122,14 +122,14 @@ impl Anthropic {
             .header("x-api-key", self.api_key.expose())
             .header("anthropic-version", API_VERSION);
         let body = serde_json::to_vec(&self.body(request)).unwrap_or_default();
-        let response = send(http, body).await?;
+        let response = send(http, body, Some(self.api_key.expose())).await?;
         if self.stream {
             return read_stream(response).await;
         }
         let text = response
             .text()
             .await
-            .map_err(|e| super::http::transport(&e, String::new()))?;
+            .map_err(|e| super::http::transport(e, String::new()))?;
         let value = decode(&text)?;
         let Some(blocks) = value["content"].as_array() else {
             return Err(LlmError::Decode {
@@ -143,8 +143,8 @@ impl Anthropic {
             text: content,
             finish_reason: finish_reason(value["stop_reason"].as_str()),
             usage: Usage {
-                input_tokens: value["usage"]["input_tokens"].as_u64().unwrap_or(0),
-                output_tokens: value["usage"]["output_tokens"].as_u64().unwrap_or(0),
+                input_tokens: Usage::count(&value["usage"]["input_tokens"], "input_tokens")?,
+                output_tokens: Usage::count(&value["usage"]["output_tokens"], "output_tokens")?,
             },
         })
     }
@@ -179,9 +179,8 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
         let value = decode(data)?;
         match event.or(value["type"].as_str()) {
             Some("message_start") => {
-                usage.input_tokens = value["message"]["usage"]["input_tokens"]
-                    .as_u64()
-                    .unwrap_or(0);
+                usage.input_tokens =
+                    Usage::count(&value["message"]["usage"]["input_tokens"], "input_tokens")?;
             }
             Some("content_block_delta") => {
                 if let Some(delta) = value["delta"]["text"].as_str() {
@@ -190,9 +189,10 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
             }
             Some("message_delta") => {
                 reason = value["delta"]["stop_reason"].as_str().map(str::to_owned);
-                usage.output_tokens = value["usage"]["output_tokens"]
-                    .as_u64()
-                    .unwrap_or(usage.output_tokens);
+                if !value["usage"]["output_tokens"].is_null() {
+                    usage.output_tokens =
+                        Usage::count(&value["usage"]["output_tokens"], "output_tokens")?;
+                }
             }
             Some("message_stop") => {
                 finished = true;

@@ -26,7 +26,7 @@ pub struct OpenAiCompatible {
 impl std::fmt::Debug for OpenAiCompatible {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenAiCompatible")
-            .field("base_url", &self.base_url)
+            .field("base_url", &super::http::redact_url(&self.base_url))
             .field("model", &self.model)
             .field("api_key", &self.api_key)
             .field("stream", &self.stream)
@@ -108,14 +108,14 @@ impl OpenAiCompatible {
             http = http.bearer_auth(key.expose());
         }
         let body = serde_json::to_vec(&self.body(request)).unwrap_or_default();
-        let response = send(http, body).await?;
+        let response = send(http, body, self.api_key.as_ref().map(ApiKey::expose)).await?;
         if self.stream {
             return read_stream(response).await;
         }
         let text = response
             .text()
             .await
-            .map_err(|e| super::http::transport(&e, String::new()))?;
+            .map_err(|e| super::http::transport(e, String::new()))?;
         let value = decode(&text)?;
         let choice = &value["choices"][0];
         let Some(content) = choice["message"]["content"].as_str() else {
@@ -135,7 +135,7 @@ impl OpenAiCompatible {
         Ok(Completion {
             text: content.to_owned(),
             finish_reason: finish_reason(choice["finish_reason"].as_str()),
-            usage: usage(&value["usage"]),
+            usage: usage(&value["usage"])?,
         })
     }
 }
@@ -150,11 +150,11 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
     }
 }
 
-fn usage(value: &Value) -> Usage {
-    Usage {
-        input_tokens: value["prompt_tokens"].as_u64().unwrap_or(0),
-        output_tokens: value["completion_tokens"].as_u64().unwrap_or(0),
-    }
+fn usage(value: &Value) -> Result<Usage, LlmError> {
+    Ok(Usage {
+        input_tokens: Usage::count(&value["prompt_tokens"], "prompt_tokens")?,
+        output_tokens: Usage::count(&value["completion_tokens"], "completion_tokens")?,
+    })
 }
 
 async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError> {
@@ -175,7 +175,7 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
             finish = Some(finish_reason(Some(reason)));
         }
         if chunk["usage"].is_object() {
-            tokens = usage(&chunk["usage"]);
+            tokens = usage(&chunk["usage"])?;
         }
         Ok(true)
     })
