@@ -118,7 +118,7 @@ impl Anthropic {
     async fn call(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
         let http = self
             .client
-            .post(format!("{}/v1/messages", self.base_url))
+            .post(super::http::endpoint(&self.base_url, "/v1/messages"))
             .header("x-api-key", self.api_key.expose())
             .header("anthropic-version", API_VERSION);
         let body = serde_json::to_vec(&self.body(request)).unwrap_or_default();

@@ -52,6 +52,15 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
+/// The URL of `path` under `base`: a query string on the base URL (Azure's
+/// `?api-version=…`) stays at the end, after the path.
+pub(super) fn endpoint(base: &str, path: &str) -> String {
+    match base.split_once('?') {
+        Some((base, query)) => format!("{}{path}?{query}", base.trim_end_matches('/')),
+        None => format!("{}{path}", base.trim_end_matches('/')),
+    }
+}
+
 /// Classifies a non-success response; the body is kept (bounded, with the
 /// key redacted), never flattened away.
 pub(super) fn classify(status: u16, headers: &HeaderMap, body: String) -> LlmError {
@@ -261,6 +270,18 @@ mod tests {
     use super::{SseLines, error_body, redact_url, retry_after};
     use reqwest::header::{HeaderMap, HeaderValue};
     use std::time::Duration;
+
+    #[test]
+    fn a_query_on_the_base_url_stays_at_the_end() {
+        assert_eq!(
+            super::endpoint("http://h/v1?api-version=2", "/chat/completions"),
+            "http://h/v1/chat/completions?api-version=2"
+        );
+        assert_eq!(
+            super::endpoint("http://h/v1/", "/chat/completions"),
+            "http://h/v1/chat/completions"
+        );
+    }
 
     #[test]
     fn retry_after_never_panics_and_is_capped() {

@@ -103,7 +103,7 @@ impl OpenAiCompatible {
     async fn call(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
         let mut http = self
             .client
-            .post(format!("{}/chat/completions", self.base_url));
+            .post(super::http::endpoint(&self.base_url, "/chat/completions"));
         if let Some(key) = &self.api_key {
             http = http.bearer_auth(key.expose());
         }
