@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use prompt_chain::prelude::*;
 use prompt_chain::{
@@ -545,4 +546,43 @@ async fn steps_get_an_idempotency_key_per_unit() {
     let key = cx.idempotency_key();
     assert!(key.starts_with(&cx.run_id().to_string()), "{key}");
     assert!(key.ends_with("/send_email/1"), "{key}");
+}
+
+/// A database another process holds locked: runs waiting on it wait at the
+/// same time (each up to the store's lock timeout), not one after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_fails_waiting_runs_together_not_in_turn() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("runs.db");
+    let store = SqliteStore::open(&path)
+        .expect("open")
+        .lock_timeout(Duration::from_millis(400));
+    let locker = rusqlite::Connection::open(&path).expect("a second connection");
+    locker.execute_batch("BEGIN EXCLUSIVE;").expect("locks");
+    let probe = Arc::new(Probe::default());
+    let rt = runtime(store, &probe);
+    let started = std::time::Instant::now();
+    let runs: Vec<_> = (0..10)
+        .map(|id| {
+            let rt = rt.clone();
+            tokio::spawn(async move { pipeline::execute(&rt, pipeline::Input { id }).await })
+        })
+        .collect();
+    for run in runs {
+        let outcome = run.await.expect("joined");
+        let error = outcome.result.expect_err("the store stays locked");
+        assert!(
+            matches!(error.kind(), FailureKind::Checkpoint(StoreError::Busy(_))),
+            "{error}"
+        );
+    }
+    // One after another, ten runs would take at least 4 s.
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(2500), "{waited:?}");
+    assert_eq!(
+        probe.count("fetch"),
+        0,
+        "no step ran on a store it could not write"
+    );
+    locker.execute_batch("ROLLBACK;").expect("unlocks");
 }

@@ -246,6 +246,10 @@ pub enum StoreError {
     /// The store could not be read or written.
     #[error("checkpoint store I/O failed: {0}")]
     Io(String),
+    /// Another process held the store locked for longer than the store's
+    /// lock timeout.
+    #[error("the checkpoint store stayed locked by another process: {0}")]
+    Busy(String),
     /// The store has no run with this id (resuming a run that never started
     /// here, or was deleted).
     #[error("the checkpoint store has no run {run_id}")]

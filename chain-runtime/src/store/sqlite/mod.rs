@@ -5,6 +5,7 @@ mod schema;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -26,6 +27,7 @@ use schema::checksum;
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
     path: PathBuf,
+    lock_timeout: Duration,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -36,8 +38,18 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn io(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Io(error.to_string())
+/// A SQLite error as a store error: a database locked by another process
+/// is [`StoreError::Busy`] (waited out asynchronously), anything else I/O.
+fn io(error: rusqlite::Error) -> StoreError {
+    let busy = matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    if busy {
+        StoreError::Busy(error.to_string())
+    } else {
+        StoreError::Io(error.to_string())
+    }
 }
 
 /// A stored run id, read back.
@@ -58,9 +70,15 @@ impl SqliteStore {
             )
             .map_err(io)?;
         schema::prepare(&mut connection, &path.display().to_string())?;
+        // From now on a lock held elsewhere is waited out asynchronously
+        // (see `with`), each try blocking the connection only briefly.
+        connection
+            .execute_batch("PRAGMA busy_timeout = 20;")
+            .map_err(io)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             path,
+            lock_timeout: Duration::from_secs(5),
         })
     }
 
@@ -69,19 +87,45 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `work` with the connection on the blocking pool.
+    /// How long an operation waits for a database another process holds
+    /// locked before it fails with [`StoreError::Busy`] (default 5 s). The
+    /// wait is asynchronous: it does not hold this store's connection, so
+    /// many runs waiting on one lock wait at the same time, not in turn.
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Runs `work` with the connection on the blocking pool; while the file
+    /// is locked elsewhere, tries again (without holding the connection)
+    /// until the lock timeout.
     fn with<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        work: impl Fn(&mut Connection) -> Result<T, StoreError> + Send + Sync + 'static,
     ) -> BoxFuture<'static, Result<T, StoreError>> {
         let connection = Arc::clone(&self.connection);
+        let work = Arc::new(work);
+        let timeout = self.lock_timeout;
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-                work(&mut connection)
-            })
-            .await
-            .map_err(io)?
+            let started = tokio::time::Instant::now();
+            let mut pause = Duration::from_millis(5);
+            loop {
+                let (connection, work) = (Arc::clone(&connection), Arc::clone(&work));
+                let result = tokio::task::spawn_blocking(move || {
+                    let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+                    work(&mut connection)
+                })
+                .await
+                .map_err(|error| StoreError::Io(error.to_string()))?;
+                match result {
+                    Err(StoreError::Busy(_)) if started.elapsed() < timeout => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(100));
+                    }
+                    other => return other,
+                }
+            }
         })
     }
 }
