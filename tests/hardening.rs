@@ -147,3 +147,132 @@ async fn a_malformed_base_url_is_a_configuration_error_that_is_not_retried() {
     assert!(matches!(error, LlmError::Config { .. }), "{error}");
     assert!(!error.is_retryable());
 }
+
+/// A small deterministic generator (xorshift): the fuzz cases below are
+/// reproducible from their seed. `PROMPT_CHAIN_FUZZ_CASES` runs more of them.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Text mixing ASCII, JSON-significant characters, fences and characters
+    /// of 2, 3 and 4 bytes in UTF-8.
+    fn text(&mut self, max: u64) -> String {
+        const PIECES: &[&str] = &[
+            "a", "Z", " ", "{", "}", "[", "]", "\"", "\\", ":", ",", "é", "ß", "☕", "€", "𝄞",
+            "🙂", "```", "```json", "\n", "\t", "data: ", "[DONE]",
+        ];
+        let n = self.below(max) + 1;
+        (0..n)
+            .map(|_| PIECES[self.below(PIECES.len() as u64) as usize])
+            .collect()
+    }
+}
+
+fn fuzz_cases(default: usize) -> usize {
+    std::env::var("PROMPT_CHAIN_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn extract_json_finds_every_generated_value_in_fences_and_prose() {
+    let mut generator = Gen(0x5EED_F00D);
+    for case in 0..fuzz_cases(2_000) {
+        let value = j!({
+            "summary": generator.text(12),
+            "items": [generator.text(6), generator.text(6)],
+            "n": generator.below(1000),
+        });
+        let json = value.to_string();
+        let wrapped = match case % 4 {
+            0 => format!("```json\n{json}\n```"),
+            1 => format!("Here you go:\n```\n{json}\n```\nAnything else?"),
+            2 => format!("The answer is {json} as asked."),
+            _ => json.clone(),
+        };
+        let parsed: serde_json::Value = prompt_chain::llm::parse_reply(&wrapped)
+            .unwrap_or_else(|e| panic!("case {case}: {e}\n{wrapped}"));
+        assert_eq!(parsed, value, "case {case}: {wrapped}");
+    }
+}
+
+fn openai_stream(parts: &[String]) -> String {
+    let mut stream = String::new();
+    for part in parts {
+        let chunk =
+            j!({"choices": [{"index": 0, "delta": {"content": part}, "finish_reason": null}]});
+        stream.push_str(&format!("data: {chunk}\n\n"));
+    }
+    stream.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n");
+    stream
+}
+
+fn anthropic_stream(parts: &[String]) -> String {
+    let mut stream = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n".to_owned();
+    for part in parts {
+        let delta = j!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": part}});
+        stream.push_str(&format!(
+            "event: content_block_delta\r\ndata: {delta}\r\n\r\n"
+        ));
+    }
+    stream.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    stream
+}
+
+/// Streams of generated text, each split into two reads at every byte: both
+/// providers give back exactly the text that was sent.
+#[tokio::test]
+async fn streams_decode_exactly_when_split_at_every_byte() {
+    let mut generator = Gen(0xC0FFEE);
+    for case in 0..fuzz_cases(3) {
+        let parts: Vec<String> = (0..3).map(|_| generator.text(8)).collect();
+        let expected: String = parts.concat();
+        for (provider, stream) in [
+            ("openai", openai_stream(&parts)),
+            ("anthropic", anthropic_stream(&parts)),
+        ] {
+            let bytes = stream.as_bytes();
+            // A split inside a UTF-8 character cannot be a `String`: the
+            // server writes raw bytes, so split the bytes themselves.
+            let replies: Vec<Reply> = (1..bytes.len())
+                .map(|at| Reply::Bytes(vec![bytes[..at].to_vec(), bytes[at..].to_vec()]))
+                .collect();
+            let count = replies.len();
+            let server = FakeServer::start(replies).await;
+            for at in 1..=count {
+                let completion = match provider {
+                    "openai" => {
+                        OpenAiCompatible::new(format!("{}/v1", server.url), "m")
+                            .streaming(true)
+                            .complete(&ChatRequest::user("hi"))
+                            .await
+                    }
+                    _ => {
+                        Anthropic::new("m", KEY)
+                            .base_url(server.url.clone())
+                            .streaming(true)
+                            .complete(&ChatRequest::user("hi"))
+                            .await
+                    }
+                };
+                let completion = completion
+                    .unwrap_or_else(|e| panic!("{provider} case {case}, split at {at}: {e}"));
+                assert_eq!(
+                    completion.text, expected,
+                    "{provider} case {case}, split at {at}"
+                );
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! 429 with Retry-After, 5xx and 529, malformed and fenced JSON, truncated
 //! replies, slow responses, structured output and re-asking.
 
+#[allow(dead_code)]
 #[path = "support/fake_server.rs"]
 mod fake_server;
 

@@ -34,6 +34,9 @@ pub(crate) enum Reply {
     Stream(Vec<String>, bool),
     /// Answers after a delay (tokio time).
     Slow(Duration, Box<Reply>),
+    /// A 200 `text/event-stream` written as these raw byte pieces (each
+    /// its own chunk, flushed), so a read may end inside a character.
+    Bytes(Vec<Vec<u8>>),
 }
 
 pub(crate) fn json(status: u16, body: serde_json::Value) -> Reply {
@@ -145,6 +148,21 @@ async fn write_reply(socket: &mut tokio::net::TcpStream, reply: Reply) {
             if !cut {
                 let _ = socket.write_all(b"0\r\n\r\n").await;
             }
+        }
+        Reply::Bytes(pieces) => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+            let _ = socket.write_all(head.as_bytes()).await;
+            for piece in pieces {
+                let _ = socket
+                    .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                    .await;
+                let _ = socket.write_all(&piece).await;
+                let _ = socket.write_all(b"\r\n").await;
+                let _ = socket.flush().await;
+                // A pause so the pieces tend to arrive as separate reads.
+                tokio::task::yield_now().await;
+            }
+            let _ = socket.write_all(b"0\r\n\r\n").await;
         }
         Reply::Slow(delay, reply) => {
             tokio::time::sleep(delay).await;
