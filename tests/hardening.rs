@@ -276,3 +276,41 @@ async fn streams_decode_exactly_when_split_at_every_byte() {
         }
     }
 }
+
+#[prompt_chain::step]
+async fn ask(cx: &prompt_chain::StepCx, question: &str) -> prompt_chain::StepResult<String> {
+    Ok(cx.llm().text(question).await?)
+}
+
+#[prompt_chain::chain]
+async fn asking(question: String) -> String {
+    step!(answer = ask(question));
+    answer
+}
+
+/// A stream cut after `message_start` had already reported its input tokens:
+/// they count in the failed step's usage (the provider bills them).
+#[tokio::test]
+async fn tokens_reported_before_a_stream_is_cut_are_counted() {
+    let cut = vec![
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\n".to_owned(),
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n".to_owned(),
+    ];
+    let server = FakeServer::start(vec![Reply::Stream(cut, true)]).await;
+    let model = Anthropic::new("m", KEY)
+        .base_url(server.url.clone())
+        .streaming(true);
+    let rt = prompt_chain::Runtime::builder().model(model).build();
+    let outcome = asking::execute(
+        &rt,
+        asking::Input {
+            question: "hi".into(),
+        },
+    )
+    .await;
+    let error = outcome.result.expect_err("the stream was cut");
+    assert!(error.to_string().contains("connection"), "{error}");
+    let step = outcome.report.step("answer").expect("recorded");
+    assert_eq!(step.usage.input_tokens, 11);
+    assert_eq!(outcome.report.usage.input_tokens, 11);
+}

@@ -77,21 +77,36 @@ impl<'a> Llm<'a> {
             gen_ai.usage.output_tokens = tracing::field::Empty,
             gen_ai.response.finish_reasons = tracing::field::Empty,
         );
-        let completion = model.complete(&request).instrument(span.clone()).await?;
+        let completion = match model.complete(&request).instrument(span.clone()).await {
+            Ok(completion) => completion,
+            Err(error) => {
+                // Tokens a provider reported before failing are spent too.
+                if let Some(usage) = error.usage() {
+                    self.count(model.name(), usage);
+                }
+                return Err(error);
+            }
+        };
         span.record("gen_ai.usage.input_tokens", completion.usage.input_tokens);
         span.record("gen_ai.usage.output_tokens", completion.usage.output_tokens);
         span.record(
             "gen_ai.response.finish_reasons",
             tracing::field::debug(completion.finish_reason),
         );
+        self.count(model.name(), completion.usage);
+        Ok(completion)
+    }
+
+    /// Counts tokens (and their cost, when priced) into the step and the
+    /// run's budget.
+    fn count(&self, model: &str, usage: crate::llm::Usage) {
         let cost = self
             .cx
             .runtime()
             .prices()
-            .and_then(|prices| prices.cost(model.name(), completion.usage));
-        self.cx.add_usage(completion.usage, cost);
-        self.cx.run.spent.add(completion.usage.total(), cost);
-        Ok(completion)
+            .and_then(|prices| prices.cost(model, usage));
+        self.cx.add_usage(usage, cost);
+        self.cx.run.spent.add(usage.total(), cost);
     }
 
     /// Sends one user message and returns the reply's text.

@@ -122,6 +122,10 @@ pub enum LlmError {
         message: String,
         /// Text received before the failure, if any.
         partial: String,
+        /// Tokens the provider reported before the failure (a stream cut
+        /// after its first event has reported its input tokens): counted
+        /// into the step's usage and the run's budget all the same.
+        usage: super::Usage,
     },
     /// The run's budget is spent; the call was not made.
     #[error("the run's budget of {limit} {what} is spent ({spent} so far); the call was not made")]
@@ -164,6 +168,14 @@ impl LlmError {
             | LlmError::Config { .. }
             | LlmError::Auth { .. }
             | LlmError::BadRequest { .. } => false,
+        }
+    }
+
+    /// Tokens the provider reported for a call that then failed, if any.
+    pub fn usage(&self) -> Option<super::Usage> {
+        match self {
+            LlmError::Transport { usage, .. } if usage.total() > 0 => Some(*usage),
+            _ => None,
         }
     }
 

@@ -216,7 +216,18 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
         }
         Ok(true)
     })
-    .await?;
+    .await
+    .map_err(|error| match error {
+        // A cut after `message_start` still reported its input tokens.
+        LlmError::Transport {
+            message, partial, ..
+        } => LlmError::Transport {
+            message,
+            partial,
+            usage,
+        },
+        other => other,
+    })?;
     if let Some(error) = failure {
         return Err(error);
     }
@@ -224,6 +235,7 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
         return Err(LlmError::Transport {
             message: "the stream ended before `message_stop`".to_owned(),
             partial,
+            usage,
         });
     }
     stop(reason.as_deref())?;

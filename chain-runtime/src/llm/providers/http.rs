@@ -136,7 +136,11 @@ pub(super) fn transport(error: reqwest::Error, partial: String) -> LlmError {
     if builder {
         LlmError::Config { message }
     } else {
-        LlmError::Transport { message, partial }
+        LlmError::Transport {
+            message,
+            partial,
+            usage: crate::llm::Usage::default(),
+        }
     }
 }
 

@@ -184,6 +184,7 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
         return Err(LlmError::Transport {
             message: "the stream ended before the reply was finished".to_owned(),
             partial,
+            usage: tokens,
         });
     }
     Ok(Completion {
