@@ -30,10 +30,16 @@ pub(crate) struct Spent {
 
 impl Spent {
     pub(crate) fn add(&self, tokens: u64, cost_usd: Option<f64>) {
-        self.tokens.fetch_add(tokens, Ordering::Relaxed);
-        if let Some(cost) = cost_usd {
-            self.cost
-                .fetch_add((cost * 1_000_000.0).round() as u64, Ordering::Relaxed);
+        // Saturating: a budget must never see a wrapped-around small total.
+        let add = |counter: &AtomicU64, amount: u64| {
+            let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |spent| {
+                Some(spent.saturating_add(amount))
+            });
+        };
+        add(&self.tokens, tokens);
+        if let Some(cost) = cost_usd.filter(|c| c.is_finite() && *c > 0.0) {
+            // `as` saturates a float too large for u64.
+            add(&self.cost, (cost * 1_000_000.0).round() as u64);
         }
     }
 
@@ -108,5 +114,21 @@ impl RateLimiter {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spent;
+
+    #[test]
+    fn spending_saturates_instead_of_wrapping() {
+        let spent = Spent::default();
+        spent.add(u64::MAX - 1, Some(f64::MAX));
+        spent.add(10, Some(1.0));
+        assert_eq!(spent.tokens(), u64::MAX);
+        assert!(spent.cost_usd() > 1e12);
+        spent.add(0, Some(f64::NAN));
+        assert!(spent.cost_usd() > 1e12);
     }
 }

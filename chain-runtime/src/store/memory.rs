@@ -211,3 +211,45 @@ impl CheckpointStore for MemoryStore {
         Box::pin(async { Ok(()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CheckpointStore, MemoryStore, NewRun, StoredStatus};
+    use crate::ids::RunId;
+
+    #[tokio::test]
+    async fn finished_runs_can_be_forgotten_and_running_ones_are_kept() {
+        let store = MemoryStore::new();
+        for n in 0..3 {
+            let new = NewRun {
+                run_id: RunId::from_u64(n),
+                parent: None,
+                chain: "c",
+                fingerprint: 1,
+                input: b"{}",
+                started_unix_ms: n,
+                lease: None,
+            };
+            store.start_run(new).await.expect("starts");
+        }
+        store
+            .finish_run(RunId::from_u64(0), StoredStatus::Completed)
+            .await
+            .expect("finishes");
+        store
+            .finish_run(RunId::from_u64(1), StoredStatus::Cancelled)
+            .await
+            .expect("finishes");
+        assert_eq!(store.forget_finished(), 2);
+        let kept = store.load_run(RunId::from_u64(2)).await.expect("loads");
+        assert!(kept.is_some(), "the running run is kept");
+        store.clear();
+        assert!(
+            store
+                .load_run(RunId::from_u64(2))
+                .await
+                .expect("loads")
+                .is_none()
+        );
+    }
+}
