@@ -314,3 +314,24 @@ async fn tokens_reported_before_a_stream_is_cut_are_counted() {
     assert_eq!(step.usage.input_tokens, 11);
     assert_eq!(outcome.report.usage.input_tokens, 11);
 }
+
+/// A server that fails mid-stream sends `data: {"error": …}`: the call fails
+/// with that error instead of reading it as an empty chunk.
+#[tokio::test]
+async fn an_error_inside_an_openai_stream_is_surfaced() {
+    let events = vec![
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n".to_owned(),
+        "data: {\"error\":{\"code\":500,\"message\":\"slot crashed\",\"type\":\"server_error\"}}\n\n".to_owned(),
+    ];
+    let server = FakeServer::start(vec![Reply::Stream(events, false)]).await;
+    let model = OpenAiCompatible::new(format!("{}/v1", server.url), "m").streaming(true);
+    let error = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect_err("failed mid-stream");
+    assert!(
+        matches!(error, LlmError::Overloaded { status: 500, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("slot crashed"), "{error}");
+}

@@ -157,6 +157,32 @@ fn usage(value: &Value) -> Result<Usage, LlmError> {
     })
 }
 
+/// An `error` object sent inside a stream, classified like an HTTP error of
+/// its code (a stream's own status was 200).
+fn stream_error(error: &Value, data: &str, partial: &str) -> LlmError {
+    let body = super::http::error_body(data, None);
+    let code = error["code"].as_u64().and_then(|c| u16::try_from(c).ok());
+    let kind = error["type"].as_str().unwrap_or_default();
+    match (code, kind) {
+        (Some(429), _) | (_, "rate_limit_error" | "rate_limit_exceeded") => LlmError::RateLimited {
+            status: 429,
+            retry_after: None,
+            body,
+        },
+        (Some(400 | 404 | 413 | 422), _)
+        | (_, "invalid_request_error" | "exceed_context_size_error") => LlmError::BadRequest {
+            status: code.unwrap_or(400),
+            body,
+        },
+        (Some(status), _) if status >= 500 => LlmError::Overloaded { status, body },
+        _ => LlmError::Transport {
+            message: format!("the server reported an error mid-stream: {body}"),
+            partial: partial.to_owned(),
+            usage: Usage::default(),
+        },
+    }
+}
+
 async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError> {
     let mut partial = String::new();
     let mut finish = None;
@@ -168,6 +194,10 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
             return Ok(false);
         }
         let chunk = decode(data)?;
+        // Servers report a failure inside the stream as an `error` object.
+        if chunk["error"].is_object() {
+            return Err(stream_error(&chunk["error"], data, text));
+        }
         if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
             text.push_str(delta);
         }
