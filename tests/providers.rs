@@ -435,3 +435,67 @@ async fn a_chain_retries_a_rate_limited_provider() {
     );
     let _ = Message::user("unused");
 }
+
+#[step]
+async fn short_answer(cx: &StepCx, question: &str) -> StepResult<String> {
+    Ok(cx.llm().text(question).await?)
+}
+
+#[step]
+async fn tuned_answer(cx: &StepCx, question: &str) -> StepResult<String> {
+    Ok(cx
+        .llm()
+        .max_tokens(5)
+        .temperature(0.0)
+        .seed(7)
+        .stop("END")
+        .text(question)
+        .await?)
+}
+
+#[chain]
+async fn sampling(question: String) -> String {
+    step!(short = short_answer(question), max_tokens = 77);
+    step!(tuned = tuned_answer(question), max_tokens = 77);
+    step!(both: String = join(short, tuned));
+    both
+}
+
+async fn join(_cx: &StepCx, short: &str, tuned: &str) -> StepResult<String> {
+    Ok(format!("{short}{tuned}"))
+}
+
+#[tokio::test]
+async fn max_tokens_and_sampling_reach_the_provider_per_step_and_per_call() {
+    let server = FakeServer::start(vec![openai_reply("ok", "stop")]).await;
+    let model = OpenAiCompatible::new(format!("{}/v1", server.url), "m");
+    // Without any setting, the provider's documented default is sent.
+    model.complete(&request()).await.expect("answers");
+    assert_eq!(server.received()[0].body["max_tokens"], 2048);
+    let rt = Runtime::builder().model(model).build();
+    let out = sampling::run(
+        &rt,
+        sampling::Input {
+            question: "q".into(),
+        },
+    )
+    .await;
+    assert_eq!(out.expect("runs"), "okok");
+    let bodies: Vec<serde_json::Value> = server.received()[1..]
+        .iter()
+        .map(|r| r.body.clone())
+        .collect();
+    let step = bodies
+        .iter()
+        .find(|b| b.get("seed").is_none())
+        .expect("the step's call");
+    assert_eq!(step["max_tokens"], 77, "the step's option");
+    let call = bodies
+        .iter()
+        .find(|b| b.get("seed").is_some())
+        .expect("the tuned call");
+    assert_eq!(call["max_tokens"], 5, "the call's own setting wins");
+    assert_eq!(call["seed"], 7);
+    assert_eq!(call["temperature"], 0.0);
+    assert_eq!(call["stop"], j!(["END"]));
+}

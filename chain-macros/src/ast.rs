@@ -121,6 +121,8 @@ pub(crate) struct StepOptions {
     pub(crate) fallback_model: Option<String>,
     /// `deadline = 2m`, in milliseconds.
     pub(crate) deadline_ms: Option<u64>,
+    /// `max_tokens = N`: the most tokens a model call of the step generates.
+    pub(crate) max_tokens: Option<u32>,
 }
 
 impl RouteDecl {

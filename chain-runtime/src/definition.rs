@@ -73,6 +73,9 @@ pub struct StepOptions {
     pub fallback_model: Option<&'static str>,
     /// `deadline = 2m`: the longest the step may take over all its attempts and backoff.
     pub deadline: Option<Duration>,
+    /// `max_tokens = N`: the most tokens each of the step's model calls may
+    /// generate (a call's own `max_tokens` wins).
+    pub max_tokens: Option<u32>,
 }
 
 impl ChainDef {

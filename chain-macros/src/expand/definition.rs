@@ -53,6 +53,10 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
             }
             None => quote!(::core::option::Option::None),
         };
+        let max_tokens = match step.options.max_tokens {
+            Some(n) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
         let cache = match step.options.cache_ms {
             Some(ms) => {
                 quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
@@ -73,6 +77,7 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
                     reasks: #reasks,
                     fallback_model: #fallback_model,
                     deadline: #deadline,
+                    max_tokens: #max_tokens,
                 },
             }
         }

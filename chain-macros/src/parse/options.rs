@@ -37,7 +37,7 @@ enum Kind {
 }
 
 /// The options `step!` accepts, in the order messages list them.
-static OPTIONS: [OptionDef; 10] = [
+static OPTIONS: [OptionDef; 11] = [
     OptionDef {
         name: "validate",
         kind: Kind::Path(|options, path| options.validate = Some(path)),
@@ -91,6 +91,16 @@ static OPTIONS: [OptionDef; 10] = [
             zero: Some("`max` is the most iterations a loop runs: at least 1"),
         },
         takes: "`max` takes the most iterations the loop runs, such as `max = 3`",
+    },
+    OptionDef {
+        name: "max_tokens",
+        kind: Kind::Count {
+            set: |options, n| options.max_tokens = Some(n),
+            zero: Some(
+                "`max_tokens` is the most tokens a model call of the step generates: at least 1",
+            ),
+        },
+        takes: "`max_tokens` takes the most tokens a model call of the step may generate, such as `max_tokens = 300`",
     },
     OptionDef {
         name: "cache",

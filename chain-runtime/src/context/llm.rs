@@ -19,6 +19,16 @@ pub struct Llm<'a> {
     cx: &'a StepCx,
     model: Option<&'a Arc<dyn LanguageModel>>,
     name: Option<&'a str>,
+    options: CallOptions,
+}
+
+/// Sampling settings for the calls made through one [`Llm`] handle.
+#[derive(Debug, Clone, Default)]
+struct CallOptions {
+    max_tokens: Option<u32>,
+    temperature: Option<f32>,
+    seed: Option<u64>,
+    stop: Vec<String>,
 }
 
 impl<'a> Llm<'a> {
@@ -27,7 +37,59 @@ impl<'a> Llm<'a> {
         model: Option<&'a Arc<dyn LanguageModel>>,
         name: Option<&'a str>,
     ) -> Self {
-        Self { cx, model, name }
+        Self {
+            cx,
+            model,
+            name,
+            options: CallOptions::default(),
+        }
+    }
+
+    /// The most tokens each reply may have (this handle's calls). Without
+    /// it: the step's `max_tokens = N` option, then the provider's default
+    /// (`OpenAiCompatible`: 2048, `Anthropic`: 4096).
+    #[must_use]
+    pub fn max_tokens(mut self, max_tokens: u32) -> Self {
+        self.options.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// The sampling temperature.
+    #[must_use]
+    pub fn temperature(mut self, temperature: f32) -> Self {
+        self.options.temperature = Some(temperature);
+        self
+    }
+
+    /// A sampling seed, for providers that take one (OpenAI-compatible).
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.options.seed = Some(seed);
+        self
+    }
+
+    /// A sequence that ends the reply when generated (may be given several times).
+    #[must_use]
+    pub fn stop(mut self, sequence: impl Into<String>) -> Self {
+        self.options.stop.push(sequence.into());
+        self
+    }
+
+    /// Fills what the request leaves unset from this handle and the step.
+    fn apply(&self, request: &mut ChatRequest) {
+        let step_max = self
+            .cx
+            .run
+            .chain
+            .steps
+            .get(self.cx.index)
+            .and_then(|step| step.options.max_tokens);
+        request.max_tokens = request.max_tokens.or(self.options.max_tokens).or(step_max);
+        request.temperature = request.temperature.or(self.options.temperature);
+        request.seed = request.seed.or(self.options.seed);
+        if request.stop.is_empty() {
+            request.stop.clone_from(&self.options.stop);
+        }
     }
 
     /// Sends a request as this step and returns the whole completion.
@@ -36,6 +98,7 @@ impl<'a> Llm<'a> {
             name: self.name.map(str::to_owned),
         })?;
         request.step = Some(self.cx.step());
+        self.apply(&mut request);
         let runtime = self.cx.runtime();
         if let Some(budget) = runtime.limits().run_budget() {
             let spent = &self.cx.run.spent;

@@ -104,6 +104,10 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// A seed for sampling, where the provider supports one.
+    pub seed: Option<u64>,
+    /// Sequences that end the reply when generated.
+    pub stop: Vec<String>,
     /// A JSON schema the reply must follow (structured output), if any.
     pub response_schema: Option<ResponseSchema>,
     /// The step making the call, filled in by [`Llm`](crate::Llm); scripted models match on it.

@@ -24,7 +24,7 @@ async fn review(text: String) -> String {
     step!(c = analyze(b), timeout = 500ms);
     step!(d = analyze(c), timeout = 30s, retry = 0,);
     step!(e = analyze(d), timeout = 2m, validate = self::not_empty);
-    step!(f = analyze(e), timeout = 1h);
+    step!(f = analyze(e), timeout = 1h, max_tokens = 300);
     f
 }
 
@@ -37,6 +37,7 @@ async fn main() {
     assert_eq!(def.steps[2].options.timeout, Some(std::time::Duration::from_millis(500)));
     assert_eq!(def.steps[4].options.timeout, Some(std::time::Duration::from_secs(120)));
     assert!(def.steps[0].options.validated);
+    assert_eq!(def.steps[5].options.max_tokens, Some(300));
 }
 
 // Hooks may take a view of the key (`&str` for a `String` key).

@@ -109,6 +109,10 @@ impl Anthropic {
         if let Some(temperature) = request.temperature {
             body["temperature"] = json!(temperature);
         }
+        // Anthropic's API takes no seed.
+        if !request.stop.is_empty() {
+            body["stop_sequences"] = json!(request.stop);
+        }
         if self.stream {
             body["stream"] = json!(true);
         }

@@ -21,6 +21,7 @@ pub struct OpenAiCompatible {
     name: String,
     api_key: Option<ApiKey>,
     stream: bool,
+    max_tokens: Option<u32>,
 }
 
 impl std::fmt::Debug for OpenAiCompatible {
@@ -45,6 +46,7 @@ impl OpenAiCompatible {
             model,
             api_key: None,
             stream: false,
+            max_tokens: Some(2048),
         }
     }
 
@@ -67,6 +69,15 @@ impl OpenAiCompatible {
         self
     }
 
+    /// `max_tokens` when neither the call nor its step sets one (default
+    /// 2048; `None` sends none, leaving it to the server: a small local model
+    /// may then write until its context is full).
+    #[must_use]
+    pub fn default_max_tokens(mut self, max_tokens: Option<u32>) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+
     /// The whole-request timeout (default 120 s).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -81,8 +92,14 @@ impl OpenAiCompatible {
             .map(|m| json!({ "role": m.role, "content": m.content }))
             .collect();
         let mut body = json!({ "model": self.model, "messages": messages });
-        if let Some(max) = request.max_tokens {
+        if let Some(max) = request.max_tokens.or(self.max_tokens) {
             body["max_tokens"] = json!(max);
+        }
+        if let Some(seed) = request.seed {
+            body["seed"] = json!(seed);
+        }
+        if !request.stop.is_empty() {
+            body["stop"] = json!(request.stop);
         }
         if let Some(temperature) = request.temperature {
             body["temperature"] = json!(temperature);
