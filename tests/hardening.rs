@@ -335,3 +335,23 @@ async fn an_error_inside_an_openai_stream_is_surfaced() {
     );
     assert!(error.to_string().contains("slot crashed"), "{error}");
 }
+
+/// llama.cpp's server advertises keep-alive but closes the connection after
+/// a streamed reply; the next call (a re-ask, at once) must not go out on
+/// that dead connection.
+#[tokio::test]
+async fn a_stream_closed_despite_keep_alive_does_not_break_the_next_call() {
+    let events = vec![
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\n".to_owned(),
+        "data: [DONE]\n\n".to_owned(),
+    ];
+    let server = FakeServer::start(vec![Reply::StreamThenClose(events)]).await;
+    let model = OpenAiCompatible::new(format!("{}/v1", server.url), "m").streaming(true);
+    for call in 0..5 {
+        let completion = model
+            .complete(&ChatRequest::user("hi"))
+            .await
+            .unwrap_or_else(|e| panic!("call {call}: {e}"));
+        assert_eq!(completion.text, "ok");
+    }
+}

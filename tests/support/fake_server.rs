@@ -34,6 +34,9 @@ pub(crate) enum Reply {
     Stream(Vec<String>, bool),
     /// Answers after a delay (tokio time).
     Slow(Duration, Box<Reply>),
+    /// Like `Stream`, but advertising `Keep-Alive` and closing the
+    /// connection after the reply anyway, as llama.cpp's server does.
+    StreamThenClose(Vec<String>),
     /// A 200 `text/event-stream` written as these raw byte pieces (each
     /// its own chunk, flushed), so a read may end inside a character.
     Bytes(Vec<Vec<u8>>),
@@ -148,6 +151,21 @@ async fn write_reply(socket: &mut tokio::net::TcpStream, reply: Reply) {
             if !cut {
                 let _ = socket.write_all(b"0\r\n\r\n").await;
             }
+        }
+        Reply::StreamThenClose(events) => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: keep-alive\r\nkeep-alive: timeout=5\r\n\r\n";
+            let _ = socket.write_all(head.as_bytes()).await;
+            for event in events {
+                let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+                let _ = socket.write_all(chunk.as_bytes()).await;
+            }
+            let _ = socket.write_all(b"0\r\n\r\n").await;
+            let _ = socket.flush().await;
+            // The connection looks alive: a client that sends its next
+            // request on it sees the connection closed with no answer.
+            let mut next = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_millis(200), socket.read(&mut next)).await;
+            return;
         }
         Reply::Bytes(pieces) => {
             let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";

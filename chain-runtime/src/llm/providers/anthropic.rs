@@ -14,6 +14,7 @@ use crate::llm::{
 #[derive(Clone)]
 pub struct Anthropic {
     client: reqwest::Client,
+    timeout: Duration,
     base_url: String,
     model: String,
     api_key: ApiKey,
@@ -39,7 +40,8 @@ impl Anthropic {
     /// `model` (for example `claude-sonnet-4-5`) with `api_key`.
     pub fn new(model: impl Into<String>, api_key: impl Into<ApiKey>) -> Self {
         Self {
-            client: client(Duration::from_secs(120)),
+            client: client(Duration::from_secs(120), false),
+            timeout: Duration::from_secs(120),
             base_url: "https://api.anthropic.com".to_owned(),
             model: model.into(),
             api_key: api_key.into(),
@@ -59,6 +61,7 @@ impl Anthropic {
     #[must_use]
     pub fn streaming(mut self, stream: bool) -> Self {
         self.stream = stream;
+        self.client = client(self.timeout, stream);
         self
     }
 
@@ -72,7 +75,8 @@ impl Anthropic {
     /// The whole-request timeout (default 120 s).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.client = client(timeout);
+        self.timeout = timeout;
+        self.client = client(timeout, self.stream);
         self
     }
 

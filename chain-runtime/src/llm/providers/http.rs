@@ -260,13 +260,20 @@ pub(super) fn decode(body: &str) -> Result<serde_json::Value, LlmError> {
 
 /// A shared client: rustls, a connect timeout, a whole-request timeout, and
 /// no redirects (a redirect would carry the API key to another address).
-pub(super) fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// A streaming client keeps no idle connections: servers such as llama.cpp's
+/// advertise keep-alive but close the connection after a streamed reply, and
+/// the next request (often a re-ask, at once) would go out on the dead one.
+pub(super) fn client(timeout: Duration, streaming: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = if streaming {
+        builder.pool_max_idle_per_host(0)
+    } else {
+        builder
+    };
+    builder.build().unwrap_or_default()
 }
 
 #[cfg(test)]

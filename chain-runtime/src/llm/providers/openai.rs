@@ -16,6 +16,7 @@ use crate::llm::{
 #[derive(Clone)]
 pub struct OpenAiCompatible {
     client: reqwest::Client,
+    timeout: Duration,
     base_url: String,
     model: String,
     name: String,
@@ -40,7 +41,8 @@ impl OpenAiCompatible {
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         let model = model.into();
         Self {
-            client: client(Duration::from_secs(120)),
+            client: client(Duration::from_secs(120), false),
+            timeout: Duration::from_secs(120),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             name: model.clone(),
             model,
@@ -66,6 +68,7 @@ impl OpenAiCompatible {
     #[must_use]
     pub fn streaming(mut self, stream: bool) -> Self {
         self.stream = stream;
+        self.client = client(self.timeout, stream);
         self
     }
 
@@ -81,7 +84,8 @@ impl OpenAiCompatible {
     /// The whole-request timeout (default 120 s).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.client = client(timeout);
+        self.timeout = timeout;
+        self.client = client(timeout, self.stream);
         self
     }
 
