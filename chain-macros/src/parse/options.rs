@@ -265,6 +265,7 @@ mod tests {
             option("fallback_model", parse_quote!("fast")),
             option("until", parse_quote!(approved)),
             option("max", parse_quote!(4)),
+            option("max_tokens", parse_quote!(300)),
             option("cache", parse_quote!(1h)),
         ]);
         assert_eq!(errors, Vec::<String>::new());
@@ -284,6 +285,7 @@ mod tests {
         assert_eq!(path(options.until.as_ref()).as_deref(), Some("approved"));
         assert_eq!(options.max, Some(4));
         assert_eq!(options.cache_ms, Some(3_600_000));
+        assert_eq!(options.max_tokens, Some(300));
     }
 
     #[test]
@@ -348,7 +350,7 @@ mod tests {
             option("colour", parse_quote!(3)),
         ]);
         let list = "the options are `validate`, `retry`, `reask`, `timeout`, `deadline`, \
-                    `fallback`, `fallback_model`, `until`, `max` and `cache`";
+                    `fallback`, `fallback_model`, `until`, `max`, `max_tokens` and `cache`";
         assert_eq!(
             errors,
             [
