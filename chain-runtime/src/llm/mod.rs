@@ -184,6 +184,7 @@ impl Usage {
     /// A token count read from a provider's JSON: a count above a trillion
     /// is not a count (a decode error); a negative, fractional or textual
     /// one is counted as 0 with a warning, never wrapped around.
+    #[cfg(feature = "providers")]
     pub(crate) fn count(value: &serde_json::Value, field: &str) -> Result<u64, LlmError> {
         const ABSURD: u64 = 1_000_000_000_000;
         match value {
