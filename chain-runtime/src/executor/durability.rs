@@ -92,12 +92,8 @@ impl RunCx {
         let known = store.load_run(id).await.map_err(FailureKind::Checkpoint)?;
         if let Some(saved) = &known {
             self.check_definition(saved)?;
-            if start == Start::Named {
-                let now = serde_json::to_value(input).ok();
-                let recorded = serde_json::from_slice::<serde_json::Value>(&saved.input).ok();
-                if now.is_none() || now != recorded {
-                    return Err(FailureKind::InputChanged { run_id: id });
-                }
+            if start == Start::Named && !inputs(input, saved).same() {
+                return Err(FailureKind::InputChanged { run_id: id });
             }
         } else if start == Start::Resume {
             return Err(FailureKind::Checkpoint(StoreError::NotFound { run_id: id }));
@@ -337,6 +333,28 @@ impl RunCx {
     }
 }
 
+/// A run's input now and as the store recorded it, as JSON values (so a map's
+/// key order does not make two equal inputs differ).
+struct Compared {
+    now: Option<serde_json::Value>,
+    recorded: Option<serde_json::Value>,
+}
+
+impl Compared {
+    /// Whether both read and are equal.
+    fn same(&self) -> bool {
+        self.now.is_some() && self.now == self.recorded
+    }
+}
+
+/// The input of a run start and the one `saved` recorded, side by side.
+fn inputs<I: Serialize>(input: &I, saved: &SavedRun) -> Compared {
+    Compared {
+        now: serde_json::to_value(input).ok(),
+        recorded: serde_json::from_slice(&saved.input).ok(),
+    }
+}
+
 /// Checks that a sub-chain call replayed at a recorded address is the call
 /// the journal holds there: the same chain on the same input. A step that
 /// makes its calls in another order, or with other inputs, on re-execution
@@ -347,11 +365,11 @@ fn replayed_call<I: Serialize>(
     chain: &'static str,
     input: &I,
 ) -> Result<(), FailureKind> {
-    let now = serde_json::to_value(input).ok();
-    let recorded = serde_json::from_slice::<serde_json::Value>(&saved.input).ok();
-    if saved.chain == chain && now.is_some() && now == recorded {
+    let compared = inputs(input, saved);
+    if saved.chain == chain && compared.same() {
         return Ok(());
     }
+    let Compared { now, recorded } = compared;
     let describe = |chain: &str, input: Option<&serde_json::Value>| {
         let input = input.map_or_else(|| "(unreadable)".to_owned(), ToString::to_string);
         format!("chain `{chain}` on {}", crate::ids::shorten(&input, 120))
