@@ -402,10 +402,7 @@ impl prompt_chain::llm::LanguageModel for ChaosModel {
                 _ if structured => "{\"score\": 7}".to_owned(),
                 _ => "fine".to_owned(),
             };
-            let usage = Usage {
-                input_tokens: 5,
-                output_tokens: 3,
-            };
+            let usage = Usage::new(5, 3);
             self.tokens.fetch_add(usage.total(), Ordering::SeqCst);
             Ok(Completion {
                 text,

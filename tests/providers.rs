@@ -159,7 +159,11 @@ async fn a_slow_response_times_out() {
     let model =
         OpenAiCompatible::new(server.url.clone(), "gpt-test").timeout(Duration::from_millis(500));
     let error = model.complete(&request()).await.expect_err("too slow");
-    assert!(matches!(error, LlmError::Timeout), "{error:?}");
+    assert!(
+        matches!(error, LlmError::Timeout { after: Some(after), idle: false, .. } if after == Duration::from_millis(500)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("0.5 s"), "{error}");
     assert!(error.is_retryable());
 }
 
@@ -244,9 +248,10 @@ async fn invalid_json_is_shown_to_the_model_and_asked_again_within_a_budget() {
         .await
         .expect_err("never valid");
     assert!(
-        matches!(&error, LlmError::Parse { raw, .. } if raw == "still not json"),
+        matches!(&error, LlmError::Parse { raw, reasks: 1, .. } if raw == "still not json"),
         "{error:?}"
     );
+    assert!(error.to_string().contains("(after 1 re-ask)"), "{error}");
     assert_eq!(server.received().len(), 2, "one call and one re-ask");
 }
 
@@ -262,7 +267,7 @@ async fn truncated_and_filtered_replies_are_errors() {
         .build();
     let cx = StepCx::detached(&rt, "answer");
     let error = cx.llm().text("Explain").await.expect_err("cut off");
-    assert!(matches!(&error, LlmError::Truncated { partial } if partial == "The answer is"));
+    assert!(matches!(&error, LlmError::Truncated { partial, .. } if partial == "The answer is"));
     let error = cx.llm().text("Explain").await.expect_err("filtered");
     assert!(matches!(error, LlmError::Refused { .. }));
     assert!(!error.is_retryable());

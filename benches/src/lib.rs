@@ -540,10 +540,7 @@ impl LanguageModel for SleepModel {
             Ok(Completion {
                 text: format!("ok {}", request.prompt().len()),
                 finish_reason: FinishReason::Stop,
-                usage: Usage {
-                    input_tokens: 10,
-                    output_tokens: 2,
-                },
+                usage: Usage::new(10, 2),
             })
         });
         fut

@@ -347,6 +347,16 @@ impl ChainError {
         path
     }
 
+    /// The model error that ended the run, if a model call did (looked up
+    /// through sub-chains): to tell a rate limit from a reply that never
+    /// parsed without matching on text.
+    pub fn llm_error(&self) -> Option<&crate::llm::LlmError> {
+        match &self.root_cause().inner.kind {
+            FailureKind::Failed { source, .. } => source.downcast_ref(),
+            _ => None,
+        }
+    }
+
     /// The innermost chain error: for a failure inside a sub-chain, the sub-chain's
     /// own error (recursively); otherwise `self`.
     pub fn root_cause(&self) -> &ChainError {

@@ -91,6 +91,22 @@ pub enum EventKind {
         /// What the validator said.
         message: String,
     },
+    /// Inside a running attempt, a model reply was rejected (invalid JSON,
+    /// cut off) and the model is asked again; the attempt goes on.
+    ModelReasked {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The attempt the reply belonged to.
+        attempt: u32,
+        /// The re-ask's number within the call, from 1.
+        reask: u32,
+        /// Why the reply was rejected.
+        reason: crate::report::ReaskReason,
+        /// What was wrong with it (the parser's message).
+        error: String,
+    },
     /// A step's retries were spent and its fallback answered.
     StepFallback {
         /// The step's name.

@@ -37,6 +37,13 @@ pub(crate) enum Reply {
     /// Like `Stream`, but advertising `Keep-Alive` and closing the
     /// connection after the reply anyway, as llama.cpp's server does.
     StreamThenClose(Vec<String>),
+    /// A 200 `text/event-stream`, one event every `every`; with `stall`, the
+    /// server then sends nothing more (and keeps the connection open).
+    Paced {
+        every: Duration,
+        events: Vec<String>,
+        stall: bool,
+    },
     /// A 200 `text/event-stream` written as these raw byte pieces (each
     /// its own chunk, flushed), so a read may end inside a character.
     Bytes(Vec<Vec<u8>>),
@@ -179,6 +186,25 @@ async fn write_reply(socket: &mut tokio::net::TcpStream, reply: Reply) {
                 let _ = socket.flush().await;
                 // A pause so the pieces tend to arrive as separate reads.
                 tokio::task::yield_now().await;
+            }
+            let _ = socket.write_all(b"0\r\n\r\n").await;
+        }
+        Reply::Paced {
+            every,
+            events,
+            stall,
+        } => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.flush().await;
+            for event in events {
+                tokio::time::sleep(every).await;
+                let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+                let _ = socket.write_all(chunk.as_bytes()).await;
+                let _ = socket.flush().await;
+            }
+            if stall {
+                tokio::time::sleep(Duration::from_secs(60)).await;
             }
             let _ = socket.write_all(b"0\r\n\r\n").await;
         }

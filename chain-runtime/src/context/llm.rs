@@ -11,6 +11,7 @@ use super::StepCx;
 use crate::llm::{
     ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Message, parse_reply,
 };
+use crate::report::ReaskReason;
 
 /// A step's handle on a model: fills in the step's identity, counts tokens
 /// into the run's report, and parses replies.
@@ -208,6 +209,12 @@ impl<'a> Llm<'a> {
         self.parse_with_reask(request).await
     }
 
+    /// Sends `request` and parses the reply into `T`. A reply that is not
+    /// valid JSON for `T`, or is cut off at the token limit, is shown to the
+    /// model with what was wrong and asked for again, up to the runtime's
+    /// re-ask budget; each re-ask is logged in the step's record (an
+    /// [`AttemptKind::ModelReask`](crate::report::AttemptKind)) and sent as
+    /// a [`ModelReasked`](crate::events::EventKind::ModelReasked) event.
     async fn parse_with_reask<T: DeserializeOwned>(
         &self,
         mut request: ChatRequest,
@@ -215,19 +222,49 @@ impl<'a> Llm<'a> {
         let budget = self.cx.runtime().policies().reask_budget();
         let mut asked = 0;
         loop {
-            let text = checked_text(self.complete(request.clone()).await?)?;
-            match parse_reply::<T>(&text) {
-                Ok(value) => return Ok(value),
-                Err(LlmError::Parse { error, raw }) if asked < budget => {
-                    asked += 1;
-                    tracing::debug!(attempt = asked, %error, "re-asking for valid JSON");
-                    request.messages.push(Message::assistant(raw));
-                    request.messages.push(Message::user(format!(
-                        "That reply is not valid JSON for the requested format: {error}. Answer again with only the JSON."
-                    )));
-                }
-                Err(error) => return Err(error),
+            let started_at = self.cx.run.elapsed();
+            let completion = self.complete(request.clone()).await?;
+            let (reason, error, raw) = match completion.finish_reason {
+                FinishReason::Length => (
+                    ReaskReason::CutOff,
+                    "the reply was cut off at the token limit".to_owned(),
+                    completion.text,
+                ),
+                _ => match parse_reply::<T>(&checked_text(completion)?) {
+                    Ok(value) => return Ok(value),
+                    Err(LlmError::Parse { error, raw, .. }) => {
+                        (ReaskReason::InvalidJson, error, raw)
+                    }
+                    Err(other) => return Err(other),
+                },
+            };
+            if asked >= budget {
+                return Err(match reason {
+                    ReaskReason::CutOff => LlmError::Truncated {
+                        partial: raw,
+                        reasks: asked,
+                    },
+                    _ => LlmError::Parse {
+                        error,
+                        raw,
+                        reasks: asked,
+                    },
+                });
             }
+            asked += 1;
+            self.cx.model_reasked(started_at, asked, reason, &error);
+            tracing::debug!(reask = asked, %reason, %error, "asking the model again");
+            let correction = match reason {
+                ReaskReason::CutOff => "That reply was cut off at the token limit. Answer again, \
+                     more briefly, with only the complete JSON."
+                    .to_owned(),
+                _ => format!(
+                    "That reply is not valid JSON for the requested format: {error}. \
+                     Answer again with only the JSON."
+                ),
+            };
+            request.messages.push(Message::assistant(raw));
+            request.messages.push(Message::user(correction));
         }
     }
 }
@@ -257,6 +294,7 @@ fn checked_text(completion: Completion) -> Result<String, LlmError> {
     match completion.finish_reason {
         FinishReason::Length => Err(LlmError::Truncated {
             partial: completion.text,
+            reasks: 0,
         }),
         FinishReason::ContentFilter => Err(LlmError::Refused {
             reason: "content_filter".to_owned(),

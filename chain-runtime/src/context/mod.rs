@@ -163,6 +163,37 @@ impl StepCx {
             .record(self.index, |record| record.limit_wait += waited);
     }
 
+    /// Logs a model reply rejected and asked for again inside this attempt
+    /// (`started_at`: when the rejected call began), and tells listeners.
+    pub(crate) fn model_reasked(
+        &self,
+        started_at: std::time::Duration,
+        reask: u32,
+        reason: crate::report::ReaskReason,
+        error: &str,
+    ) {
+        let finished_at = self.run.elapsed();
+        self.run.record(self.index, |record| {
+            record.model_reasks += 1;
+            record.attempt_log.push(crate::report::AttemptRecord {
+                kind: crate::report::AttemptKind::ModelReask(reason),
+                attempt: self.attempt,
+                iteration: self.iteration,
+                started_at,
+                finished_at,
+                outcome: crate::report::AttemptOutcome::Rejected,
+            });
+        });
+        self.run.emit(|| crate::events::EventKind::ModelReasked {
+            step: self.name,
+            index: self.index,
+            attempt: self.attempt,
+            reask,
+            reason,
+            error: error.to_owned(),
+        });
+    }
+
     /// Counts a model call's tokens (and their cost, when priced) into this step.
     pub(crate) fn add_usage(&self, usage: Usage, cost_usd: Option<f64>) {
         self.run.record(self.index, |record| {

@@ -19,7 +19,7 @@ use crate::error::{ChainError, FailureKind, StepError, StepResult};
 use crate::events::EventKind;
 use crate::ids::splitmix64;
 use crate::llm::LlmError;
-use crate::report::{AttemptOutcome, AttemptRecord, StepRecord, StepStatus};
+use crate::report::{AttemptKind, AttemptOutcome, AttemptRecord, StepRecord, StepStatus};
 use crate::validate::StepOutput;
 
 /// How one attempt went wrong, before classification.
@@ -246,6 +246,7 @@ impl RunCx {
         let finished = self.shared.record(index, |record| {
             started(record, started_at);
             record.attempt_log.push(AttemptRecord {
+                kind: AttemptKind::Run,
                 attempt,
                 iteration,
                 started_at,

@@ -35,18 +35,22 @@ pub enum LlmError {
         retryable: bool,
     },
     /// The reply was not the JSON the step asked for.
-    #[error("the model's reply is not valid JSON for the expected type: {error}")]
+    #[error("the model's reply is not valid JSON for the expected type{}: {error}", after_reasks(*.reasks))]
     Parse {
         /// The parser's message.
         error: String,
         /// The reply as the model sent it.
         raw: String,
+        /// How many times the model had been asked again before this reply.
+        reasks: u32,
     },
     /// The model stopped at its token limit, so the reply is cut off.
-    #[error("the model's reply was cut off at the token limit")]
+    #[error("the model's reply was cut off at the token limit{}", after_reasks(*.reasks))]
     Truncated {
         /// The partial reply.
         partial: String,
+        /// How many times the model had been asked again before this reply.
+        reasks: u32,
     },
     /// The provider refused, or its content filter stopped the reply.
     #[error("the model refused or its content filter stopped the reply ({reason})")]
@@ -105,9 +109,19 @@ pub enum LlmError {
         /// The response body.
         body: String,
     },
-    /// The request did not get an answer in time.
-    #[error("the model call timed out")]
-    Timeout,
+    /// The request did not get an answer in time: the whole reply took too
+    /// long, or a stream went quiet for its idle timeout.
+    #[error("{}", timeout_message(*.after, *.idle, .partial))]
+    Timeout {
+        /// The limit that passed (`None`: the server said so, HTTP 408).
+        after: Option<std::time::Duration>,
+        /// Whether a stream went quiet (rather than the whole call taking too long).
+        idle: bool,
+        /// Text received before the timeout, if any.
+        partial: String,
+        /// Tokens the provider reported before the timeout (counted all the same).
+        usage: super::Usage,
+    },
     /// The request could not be made as configured (a malformed base URL, a
     /// key that cannot go in a header): no retry can fix it.
     #[error("the model call is misconfigured: {message}")]
@@ -148,6 +162,16 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// A timeout of `after` (whole call, or `idle` stream), with what came before it.
+    pub(crate) fn timeout(after: Option<std::time::Duration>, idle: bool, partial: String) -> Self {
+        LlmError::Timeout {
+            after,
+            idle,
+            partial,
+            usage: super::Usage::default(),
+        }
+    }
+
     /// Whether a retry may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -156,7 +180,7 @@ impl LlmError {
             | LlmError::Truncated { .. }
             | LlmError::RateLimited { .. }
             | LlmError::Overloaded { .. }
-            | LlmError::Timeout
+            | LlmError::Timeout { .. }
             | LlmError::Transport { .. }
             | LlmError::Decode { .. } => true,
             LlmError::Http { status, .. } => *status >= 500,
@@ -174,7 +198,11 @@ impl LlmError {
     /// Tokens the provider reported for a call that then failed, if any.
     pub fn usage(&self) -> Option<super::Usage> {
         match self {
-            LlmError::Transport { usage, .. } if usage.total() > 0 => Some(*usage),
+            LlmError::Transport { usage, .. } | LlmError::Timeout { usage, .. }
+                if usage.total() > 0 =>
+            {
+                Some(*usage)
+            }
             _ => None,
         }
     }
@@ -185,5 +213,34 @@ impl LlmError {
             LlmError::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+fn timeout_message(after: Option<std::time::Duration>, idle: bool, partial: &str) -> String {
+    let mut message = match (after, idle) {
+        (Some(after), true) => format!(
+            "the model's stream sent nothing for {:.1} s (the idle timeout)",
+            after.as_secs_f64()
+        ),
+        (Some(after), false) => format!(
+            "the model call took longer than its timeout of {:.1} s",
+            after.as_secs_f64()
+        ),
+        (None, _) => "the provider timed out the request (HTTP 408)".to_owned(),
+    };
+    if !partial.is_empty() {
+        message.push_str(&format!(
+            "; {} characters of the reply had arrived (kept in the error)",
+            partial.chars().count()
+        ));
+    }
+    message
+}
+
+fn after_reasks(reasks: u32) -> String {
+    match reasks {
+        0 => String::new(),
+        1 => " (after 1 re-ask)".to_owned(),
+        n => format!(" (after {n} re-asks)"),
     }
 }

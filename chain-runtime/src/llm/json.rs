@@ -65,6 +65,7 @@ pub fn parse_reply<T: serde::de::DeserializeOwned>(reply: &str) -> Result<T, Llm
     serde_json::from_str(candidate).map_err(|error| LlmError::Parse {
         error: error.to_string(),
         raw: reply.to_owned(),
+        reasks: 0,
     })
 }
 

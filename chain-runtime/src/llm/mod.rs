@@ -167,15 +167,60 @@ pub enum FinishReason {
 }
 
 /// Tokens used by one call (or summed over many).
+///
+/// `input_tokens` counts every prompt token the provider processed, those
+/// served from its prompt cache included; `cache_read_tokens` and
+/// `cache_write_tokens` say how many of them were read from or written to
+/// the cache, which providers bill at their own prices (see
+/// [`PriceTable::cache_prices`]). Build one with [`Usage::new`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Usage {
-    /// Tokens in the prompt.
+    /// Tokens in the prompt, cached ones included.
     pub input_tokens: u64,
     /// Tokens generated.
     pub output_tokens: u64,
+    /// Of `input_tokens`, those read from the provider's prompt cache
+    /// (OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_tokens: u64,
+    /// Of `input_tokens`, those written to the provider's prompt cache
+    /// (Anthropic `cache_creation_input_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
+    /// `input_tokens` in, `output_tokens` out, nothing cached.
+    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+        Self {
+            input_tokens,
+            output_tokens,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+        }
+    }
+
+    /// The same, with `read` of the input tokens read from the prompt cache
+    /// and `written` written to it (each at most the input tokens).
+    #[must_use]
+    pub fn with_cache(mut self, read: u64, written: u64) -> Self {
+        self.cache_read_tokens = read.min(self.input_tokens);
+        self.cache_write_tokens = written.min(self.input_tokens - self.cache_read_tokens);
+        self
+    }
+
+    /// Input tokens neither read from nor written to the prompt cache.
+    pub fn uncached_input_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_sub(self.cache_read_tokens)
+            .saturating_sub(self.cache_write_tokens)
+    }
+
     /// Input plus output tokens.
     pub fn total(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
@@ -215,6 +260,10 @@ impl Add for Usage {
         Usage {
             input_tokens: self.input_tokens.saturating_add(other.input_tokens),
             output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+            cache_read_tokens: self.cache_read_tokens.saturating_add(other.cache_read_tokens),
+            cache_write_tokens: self
+                .cache_write_tokens
+                .saturating_add(other.cache_write_tokens),
         }
     }
 }

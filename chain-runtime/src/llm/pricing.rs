@@ -13,11 +13,36 @@ pub struct PriceTable {
 
 /// The price of one model.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Price {
-    /// Dollars per million input tokens.
+    /// Dollars per million input tokens (those not read from or written to
+    /// the prompt cache).
     pub input_per_million: f64,
     /// Dollars per million output tokens.
     pub output_per_million: f64,
+    /// Dollars per million input tokens read from the prompt cache; `None`:
+    /// the input price.
+    pub cache_read_per_million: Option<f64>,
+    /// Dollars per million input tokens written to the prompt cache; `None`:
+    /// the input price.
+    pub cache_write_per_million: Option<f64>,
+}
+
+impl Price {
+    /// The cost of `usage` at this price, in dollars.
+    pub fn cost(&self, usage: Usage) -> f64 {
+        let read = self
+            .cache_read_per_million
+            .unwrap_or(self.input_per_million);
+        let write = self
+            .cache_write_per_million
+            .unwrap_or(self.input_per_million);
+        (usage.uncached_input_tokens() as f64 * self.input_per_million
+            + usage.cache_read_tokens as f64 * read
+            + usage.cache_write_tokens as f64 * write
+            + usage.output_tokens as f64 * self.output_per_million)
+            / 1_000_000.0
+    }
 }
 
 impl PriceTable {
@@ -39,19 +64,41 @@ impl PriceTable {
             Price {
                 input_per_million,
                 output_per_million,
+                cache_read_per_million: None,
+                cache_write_per_million: None,
             },
         );
         self
     }
 
+    /// Sets a model's prompt-cache prices, in dollars per million input
+    /// tokens read from and written to the cache (for example OpenAI: read
+    /// at half the input price, no write price; Anthropic: read at a tenth,
+    /// write at 1.25 times). Without them, cached tokens cost the input
+    /// price. Call after [`PriceTable::model`]; a model not in the table is
+    /// left unpriced.
+    #[must_use]
+    pub fn cache_prices(
+        mut self,
+        name: &str,
+        read_per_million: f64,
+        write_per_million: Option<f64>,
+    ) -> Self {
+        if let Some(price) = self.prices.get_mut(name) {
+            price.cache_read_per_million = Some(read_per_million);
+            price.cache_write_per_million = write_per_million;
+        }
+        self
+    }
+
+    /// A model's price, if the table knows the model.
+    pub fn price(&self, model: &str) -> Option<&Price> {
+        self.prices.get(model)
+    }
+
     /// The cost of `usage` on `model`, if the table knows the model.
     pub fn cost(&self, model: &str, usage: Usage) -> Option<f64> {
-        let price = self.prices.get(model)?;
-        Some(
-            (usage.input_tokens as f64 * price.input_per_million
-                + usage.output_tokens as f64 * price.output_per_million)
-                / 1_000_000.0,
-        )
+        Some(self.prices.get(model)?.cost(usage))
     }
 }
 
@@ -72,13 +119,20 @@ mod tests {
     #[test]
     fn costs_follow_the_table() {
         let table = PriceTable::new().model("m", 0.15, 0.60);
-        let usage = Usage {
-            input_tokens: 1_000_000,
-            output_tokens: 500_000,
-        };
+        let usage = Usage::new(1_000_000, 500_000);
         let cost = table.cost("m", usage).expect("priced");
         assert!((cost - 0.45).abs() < 1e-12, "{cost}");
         assert_eq!(table.cost("other", usage), None);
+        // Cached tokens cost the input price until the cache is priced.
+        let cached = Usage::new(1_000_000, 0).with_cache(600_000, 200_000);
+        let cost = table.cost("m", cached).expect("priced");
+        assert!((cost - 0.15).abs() < 1e-12, "{cost}");
+        // Anthropic-like: reads at a tenth, writes at 1.25 times the input price.
+        let table = table.cache_prices("m", 0.015, Some(0.1875));
+        let cost = table.cost("m", cached).expect("priced");
+        let expected = (200_000.0 * 0.15 + 600_000.0 * 0.015 + 200_000.0 * 0.1875) / 1e6;
+        assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
+        assert_eq!(Usage::new(10, 0).with_cache(8, 8).uncached_input_tokens(), 0);
         assert_eq!(add_cost(Some(1.0), None), Some(1.0));
         assert_eq!(add_cost(None, None), None);
     }

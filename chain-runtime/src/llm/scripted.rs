@@ -127,10 +127,7 @@ fn completion(request: &ChatRequest, text: String) -> Completion {
         .map(|m| estimate_tokens(&m.content))
         .sum();
     Completion {
-        usage: Usage {
-            input_tokens,
-            output_tokens: estimate_tokens(&text),
-        },
+        usage: Usage::new(input_tokens, estimate_tokens(&text)),
         text,
         finish_reason: FinishReason::Stop,
     }

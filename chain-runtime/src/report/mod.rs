@@ -74,9 +74,47 @@ pub enum AttemptOutcome {
     Panicked,
 }
 
-/// One attempt of a step.
+/// What an [`AttemptRecord`] stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AttemptKind {
+    /// The step's function ran: its first attempt, a retry, or a re-run
+    /// after validation rejected its output (`reask = N`).
+    #[default]
+    Run,
+    /// Inside a running attempt, a model reply was rejected and the model
+    /// was asked again (the attempt went on): `cx.llm().json()` and
+    /// `structured()` do this, up to the runtime's `reask_budget`.
+    ModelReask(ReaskReason),
+}
+
+/// Why a model reply was asked for again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReaskReason {
+    /// It was not valid JSON for the expected type.
+    InvalidJson,
+    /// It was cut off at the token limit.
+    CutOff,
+}
+
+impl std::fmt::Display for ReaskReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReaskReason::InvalidJson => "not valid JSON for the expected type",
+            ReaskReason::CutOff => "cut off at the token limit",
+        })
+    }
+}
+
+/// One attempt of a step, or one re-asked model reply inside an attempt
+/// (see [`AttemptKind`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {
+    /// A run of the step, or a model re-ask inside one.
+    pub kind: AttemptKind,
     /// The attempt, from 1 (counted per iteration).
     pub attempt: u32,
     /// The loop iteration it belongs to, from 1.
@@ -157,6 +195,10 @@ pub struct StepRecord {
     pub limit_wait: Duration,
     /// Re-asks after a validation failure (`reask = N`).
     pub reasks: u32,
+    /// Model replies rejected and asked for again inside its attempts
+    /// (invalid JSON, cut off): each is also in `attempt_log`, as an
+    /// [`AttemptKind::ModelReask`].
+    pub model_reasks: u32,
     /// The fallback that produced the output, if one did: `default` or `model:<name>`.
     pub fallback: Option<String>,
     /// Every attempt, in order.
@@ -185,6 +227,7 @@ impl StepRecord {
             output_bytes: None,
             limit_wait: Duration::ZERO,
             reasks: 0,
+            model_reasks: 0,
             fallback: None,
             attempt_log: AttemptLog::default(),
             iterations: Vec::new(),

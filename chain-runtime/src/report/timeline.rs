@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{AttemptOutcome, ExecutionReport, StepRecord, StepStatus};
+use super::{AttemptKind, AttemptOutcome, ExecutionReport, StepRecord, StepStatus};
 
 /// Average width of one character of the 12px label font, for sizing the label column.
 const CHAR_WIDTH: f64 = 7.0;
@@ -147,6 +147,23 @@ fn svg(report: &ExecutionReport) -> String {
         }
         for attempt in &record.attempt_log {
             let (start, end) = (offset + attempt.started_at, offset + attempt.finished_at);
+            if let AttemptKind::ModelReask(reason) = attempt.kind {
+                // A rejected model reply inside an attempt: a thin bar under it.
+                let _ = writeln!(
+                    out,
+                    "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"3\" fill=\"{}\"><title>{} attempt {}: a model reply {}, asked again; {:.1} ms → {:.1} ms</title></rect>",
+                    x(start),
+                    y + ROW - 4.0,
+                    (x(end) - x(start)).max(2.0),
+                    color(AttemptOutcome::Rejected),
+                    escape(record.name),
+                    attempt.attempt,
+                    reason,
+                    ms(start),
+                    ms(end),
+                );
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"3\" fill=\"{}\"><title>{} attempt {} (iteration {}): {:?}, {:.1} ms → {:.1} ms</title></rect>",

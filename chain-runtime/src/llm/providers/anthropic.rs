@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{client, decode, read_sse, send};
+use super::http::{Timeouts, client, decode, read_sse, send};
 use crate::llm::secret::ApiKey;
 use crate::llm::{
     BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Role, Usage,
@@ -14,7 +14,7 @@ use crate::llm::{
 #[derive(Clone)]
 pub struct Anthropic {
     client: reqwest::Client,
-    timeout: Duration,
+    timeouts: Timeouts,
     base_url: String,
     model: String,
     api_key: ApiKey,
@@ -40,8 +40,8 @@ impl Anthropic {
     /// `model` (for example `claude-sonnet-4-5`) with `api_key`.
     pub fn new(model: impl Into<String>, api_key: impl Into<ApiKey>) -> Self {
         Self {
-            client: client(Duration::from_secs(120), false),
-            timeout: Duration::from_secs(120),
+            client: client(Timeouts::default(), false),
+            timeouts: Timeouts::default(),
             base_url: "https://api.anthropic.com".to_owned(),
             model: model.into(),
             api_key: api_key.into(),
@@ -61,7 +61,7 @@ impl Anthropic {
     #[must_use]
     pub fn streaming(mut self, stream: bool) -> Self {
         self.stream = stream;
-        self.client = client(self.timeout, stream);
+        self.client = client(self.timeouts, stream);
         self
     }
 
@@ -72,11 +72,21 @@ impl Anthropic {
         self
     }
 
-    /// The whole-request timeout (default 120 s).
+    /// How long a reply may take (default 120 s): a plain reply as a
+    /// whole, a streamed one until it starts; a stream then runs as long as
+    /// it keeps sending (see [`idle_timeout`](Self::idle_timeout)).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self.client = client(timeout, self.stream);
+        self.timeouts.request = timeout;
+        self.client = client(self.timeouts, self.stream);
+        self
+    }
+
+    /// How long a stream may send nothing before it is cut (default 60 s);
+    /// the error keeps the text received so far.
+    #[must_use]
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.timeouts.idle = idle;
         self
     }
 
@@ -130,14 +140,21 @@ impl Anthropic {
             .header("x-api-key", self.api_key.expose())
             .header("anthropic-version", API_VERSION);
         let body = serde_json::to_vec(&self.body(request)).unwrap_or_default();
-        let response = send(http, body, Some(self.api_key.expose())).await?;
+        let response = send(
+            http,
+            body,
+            Some(self.api_key.expose()),
+            self.timeouts,
+            self.stream,
+        )
+        .await?;
         if self.stream {
-            return read_stream(response).await;
+            return read_stream(response, self.timeouts).await;
         }
         let text = response
             .text()
             .await
-            .map_err(|e| super::http::transport(e, String::new()))?;
+            .map_err(|e| super::http::transport(e, String::new(), self.timeouts.request))?;
         let value = decode(&text)?;
         let Some(blocks) = value["content"].as_array() else {
             return Err(LlmError::Decode {
@@ -150,12 +167,30 @@ impl Anthropic {
         Ok(Completion {
             text: content,
             finish_reason: finish_reason(value["stop_reason"].as_str()),
-            usage: Usage {
-                input_tokens: Usage::count(&value["usage"]["input_tokens"], "input_tokens")?,
-                output_tokens: Usage::count(&value["usage"]["output_tokens"], "output_tokens")?,
-            },
+            usage: usage(&value["usage"], Usage::default())?,
         })
     }
+}
+
+/// Usage as Anthropic reports it: `input_tokens` excludes the tokens read
+/// from (`cache_read_input_tokens`) and written to
+/// (`cache_creation_input_tokens`) the prompt cache, so the three add up to
+/// the prompt. Fields a report leaves out keep their value in `before` (a
+/// stream's `message_delta` may repeat only some of them).
+fn usage(value: &Value, before: Usage) -> Result<Usage, LlmError> {
+    let field = |name: &str, old: u64| -> Result<u64, LlmError> {
+        if value[name].is_null() {
+            Ok(old)
+        } else {
+            Usage::count(&value[name], name)
+        }
+    };
+    let read = field("cache_read_input_tokens", before.cache_read_tokens)?;
+    let written = field("cache_creation_input_tokens", before.cache_write_tokens)?;
+    let uncached = field("input_tokens", before.uncached_input_tokens())?;
+    let output = field("output_tokens", before.output_tokens)?;
+    let input = uncached.saturating_add(read).saturating_add(written);
+    Ok(Usage::new(input, output).with_cache(read, written))
 }
 
 fn finish_reason(reason: Option<&str>) -> FinishReason {
@@ -177,18 +212,17 @@ fn stop(reason: Option<&str>) -> Result<(), LlmError> {
     }
 }
 
-async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError> {
+async fn read_stream(response: reqwest::Response, timeouts: Timeouts) -> Result<Completion, LlmError> {
     let mut partial = String::new();
     let mut usage = Usage::default();
     let mut reason: Option<String> = None;
     let mut finished = false;
     let mut failure: Option<LlmError> = None;
-    read_sse(response, &mut partial, |event, data, text| {
+    read_sse(response, &mut partial, timeouts, |event, data, text| {
         let value = decode(data)?;
         match event.or(value["type"].as_str()) {
             Some("message_start") => {
-                usage.input_tokens =
-                    Usage::count(&value["message"]["usage"]["input_tokens"], "input_tokens")?;
+                usage = self::usage(&value["message"]["usage"], usage)?;
             }
             Some("content_block_delta") => {
                 if let Some(delta) = value["delta"]["text"].as_str() {
@@ -197,9 +231,8 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
             }
             Some("message_delta") => {
                 reason = value["delta"]["stop_reason"].as_str().map(str::to_owned);
-                if !value["usage"]["output_tokens"].is_null() {
-                    usage.output_tokens =
-                        Usage::count(&value["usage"]["output_tokens"], "output_tokens")?;
+                if value["usage"].is_object() {
+                    usage = self::usage(&value["usage"], usage)?;
                 }
             }
             Some("message_stop") => {
@@ -225,16 +258,14 @@ async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError
         Ok(true)
     })
     .await
-    .map_err(|error| match error {
+    .map_err(|mut error| {
         // A cut after `message_start` still reported its input tokens.
-        LlmError::Transport {
-            message, partial, ..
-        } => LlmError::Transport {
-            message,
-            partial,
-            usage,
-        },
-        other => other,
+        if let LlmError::Transport { usage: kept, .. } | LlmError::Timeout { usage: kept, .. } =
+            &mut error
+        {
+            *kept = usage;
+        }
+        error
     })?;
     if let Some(error) = failure {
         return Err(error);

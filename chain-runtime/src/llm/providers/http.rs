@@ -13,6 +13,26 @@ const MAX_ERROR_BODY: usize = 4096;
 /// retry after this long (and may ask again).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
+/// How long a model call may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Timeouts {
+    /// A reply that is not streamed, whole; for a stream, until its response
+    /// starts (the status line and headers).
+    pub(super) request: Duration,
+    /// A stream that sends nothing for this long is cut; while tokens keep
+    /// coming, a stream has no overall limit (`max_tokens` bounds it).
+    pub(super) idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            request: Duration::from_secs(120),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The longest SSE line read; a longer one is an error, not a growing buffer.
 const MAX_SSE_LINE: usize = 16 * 1024 * 1024;
 
@@ -89,7 +109,7 @@ pub(super) fn classify(status: u16, headers: &HeaderMap, body: String) -> LlmErr
         },
         401 | 403 => LlmError::Auth { status, body },
         400 | 404 | 413 | 422 => LlmError::BadRequest { status, body },
-        408 => LlmError::Timeout,
+        408 => LlmError::timeout(None, false, String::new()),
         500 | 502 | 503 | 504 | 529 => LlmError::Overloaded { status, body },
         _ => LlmError::Http { status, body },
     }
@@ -119,10 +139,11 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// A transport failure, with what was received so far. A request that could
 /// not even be built (a malformed URL, a key with a newline) is a
 /// configuration error, which no retry can fix. The message names the cause
-/// chain, never the URL (it may carry credentials).
-pub(super) fn transport(error: reqwest::Error, partial: String) -> LlmError {
+/// chain, never the URL (it may carry credentials). A timeout is the
+/// client's whole-request timeout, `after`.
+pub(super) fn transport(error: reqwest::Error, partial: String, after: Duration) -> LlmError {
     if error.is_timeout() {
-        return LlmError::Timeout;
+        return LlmError::timeout(Some(after), false, partial);
     }
     let builder = error.is_builder();
     let error = error.without_url();
@@ -145,18 +166,28 @@ pub(super) fn transport(error: reqwest::Error, partial: String) -> LlmError {
 }
 
 /// Sends `body` and returns the response, or the classified error (whose
-/// body never holds `secret`).
+/// body never holds `secret`). A stream's response must start within
+/// `timeouts.request` (the client times out a plain call as a whole).
 pub(super) async fn send(
     request: reqwest::RequestBuilder,
     body: Vec<u8>,
     secret: Option<&str>,
+    timeouts: Timeouts,
+    streaming: bool,
 ) -> Result<reqwest::Response, LlmError> {
-    let response = request
+    let sent = request
         .header("content-type", "application/json")
         .body(body)
-        .send()
-        .await
-        .map_err(|e| transport(e, String::new()))?;
+        .send();
+    let sent = if streaming {
+        match tokio::time::timeout(timeouts.request, sent).await {
+            Ok(sent) => sent,
+            Err(_) => return Err(LlmError::timeout(Some(timeouts.request), false, String::new())),
+        }
+    } else {
+        sent.await
+    };
+    let response = sent.map_err(|e| transport(e, String::new(), timeouts.request))?;
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
         return Ok(response);
@@ -168,19 +199,23 @@ pub(super) async fn send(
 
 /// Reads a server-sent-events body, calling `on_data` with each event's
 /// `data:` payload (and its `event:` name, if any); `on_data` returns `false`
-/// to stop. A stream that ends without a proper finish is the caller's to judge.
+/// to stop. A stream quiet for `timeouts.idle` ends in a timeout that keeps
+/// the text so far. A stream that ends without a proper finish is the
+/// caller's to judge.
 pub(super) async fn read_sse(
     mut response: reqwest::Response,
     partial: &mut String,
+    timeouts: Timeouts,
     mut on_data: impl FnMut(Option<&str>, &str, &mut String) -> Result<bool, LlmError>,
 ) -> Result<(), LlmError> {
     let mut lines = SseLines::default();
     let mut event: Option<String> = None;
     loop {
-        let chunk = match response.chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => return Ok(()),
-            Err(error) => return Err(transport(error, partial.clone())),
+        let chunk = match tokio::time::timeout(timeouts.idle, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(error)) => return Err(transport(error, partial.clone(), timeouts.request)),
+            Err(_) => return Err(LlmError::timeout(Some(timeouts.idle), true, partial.clone())),
         };
         let mut stop = false;
         lines.feed(&chunk, |line| {
@@ -258,20 +293,22 @@ pub(super) fn decode(body: &str) -> Result<serde_json::Value, LlmError> {
     })
 }
 
-/// A shared client: rustls, a connect timeout, a whole-request timeout, and
-/// no redirects (a redirect would carry the API key to another address).
-/// A streaming client keeps no idle connections: servers such as llama.cpp's
-/// advertise keep-alive but close the connection after a streamed reply, and
-/// the next request (often a re-ask, at once) would go out on the dead one.
-pub(super) fn client(timeout: Duration, streaming: bool) -> reqwest::Client {
+/// A shared client: rustls, a connect timeout, and no redirects (a redirect
+/// would carry the API key to another address). A plain call has a
+/// whole-request timeout; a stream is timed by [`send`] and [`read_sse`]
+/// (to its start, then idle time), so a long reply that keeps coming is
+/// never cut. A streaming client keeps no idle connections: servers such as
+/// llama.cpp's advertise keep-alive but close the connection after a
+/// streamed reply, and the next request (often a re-ask, at once) would go
+/// out on the dead one.
+pub(super) fn client(timeouts: Timeouts, streaming: bool) -> reqwest::Client {
     let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none());
     let builder = if streaming {
         builder.pool_max_idle_per_host(0)
     } else {
-        builder
+        builder.timeout(timeouts.request)
     };
     builder.build().unwrap_or_default()
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{client, decode, read_sse, send};
+use super::http::{Timeouts, client, decode, read_sse, send};
 use crate::llm::secret::ApiKey;
 use crate::llm::{
     BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Usage,
@@ -16,7 +16,7 @@ use crate::llm::{
 #[derive(Clone)]
 pub struct OpenAiCompatible {
     client: reqwest::Client,
-    timeout: Duration,
+    timeouts: Timeouts,
     base_url: String,
     model: String,
     name: String,
@@ -41,8 +41,8 @@ impl OpenAiCompatible {
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         let model = model.into();
         Self {
-            client: client(Duration::from_secs(120), false),
-            timeout: Duration::from_secs(120),
+            client: client(Timeouts::default(), false),
+            timeouts: Timeouts::default(),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             name: model.clone(),
             model,
@@ -68,7 +68,7 @@ impl OpenAiCompatible {
     #[must_use]
     pub fn streaming(mut self, stream: bool) -> Self {
         self.stream = stream;
-        self.client = client(self.timeout, stream);
+        self.client = client(self.timeouts, stream);
         self
     }
 
@@ -81,11 +81,21 @@ impl OpenAiCompatible {
         self
     }
 
-    /// The whole-request timeout (default 120 s).
+    /// How long a reply may take (default 120 s): a plain reply as a
+    /// whole, a streamed one until it starts; a stream then runs as long as
+    /// it keeps sending (see [`idle_timeout`](Self::idle_timeout)).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self.client = client(timeout, self.stream);
+        self.timeouts.request = timeout;
+        self.client = client(self.timeouts, self.stream);
+        self
+    }
+
+    /// How long a stream may send nothing before it is cut (default 60 s);
+    /// the error keeps the text received so far.
+    #[must_use]
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.timeouts.idle = idle;
         self
     }
 
@@ -129,14 +139,21 @@ impl OpenAiCompatible {
             http = http.bearer_auth(key.expose());
         }
         let body = serde_json::to_vec(&self.body(request)).unwrap_or_default();
-        let response = send(http, body, self.api_key.as_ref().map(ApiKey::expose)).await?;
+        let response = send(
+            http,
+            body,
+            self.api_key.as_ref().map(ApiKey::expose),
+            self.timeouts,
+            self.stream,
+        )
+        .await?;
         if self.stream {
-            return read_stream(response).await;
+            return read_stream(response, self.timeouts).await;
         }
         let text = response
             .text()
             .await
-            .map_err(|e| super::http::transport(e, String::new()))?;
+            .map_err(|e| super::http::transport(e, String::new(), self.timeouts.request))?;
         let value = decode(&text)?;
         let choice = &value["choices"][0];
         let Some(content) = choice["message"]["content"].as_str() else {
@@ -171,11 +188,18 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
     }
 }
 
+/// Usage as OpenAI reports it: `prompt_tokens` includes the tokens served
+/// from the prompt cache (`prompt_tokens_details.cached_tokens`).
 fn usage(value: &Value) -> Result<Usage, LlmError> {
-    Ok(Usage {
-        input_tokens: Usage::count(&value["prompt_tokens"], "prompt_tokens")?,
-        output_tokens: Usage::count(&value["completion_tokens"], "completion_tokens")?,
-    })
+    let cached = Usage::count(
+        &value["prompt_tokens_details"]["cached_tokens"],
+        "cached_tokens",
+    )?;
+    Ok(Usage::new(
+        Usage::count(&value["prompt_tokens"], "prompt_tokens")?,
+        Usage::count(&value["completion_tokens"], "completion_tokens")?,
+    )
+    .with_cache(cached, 0))
 }
 
 /// An `error` object sent inside a stream, classified like an HTTP error of
@@ -204,12 +228,12 @@ fn stream_error(error: &Value, data: &str, partial: &str) -> LlmError {
     }
 }
 
-async fn read_stream(response: reqwest::Response) -> Result<Completion, LlmError> {
+async fn read_stream(response: reqwest::Response, timeouts: Timeouts) -> Result<Completion, LlmError> {
     let mut partial = String::new();
     let mut finish = None;
     let mut tokens = Usage::default();
     let mut done = false;
-    read_sse(response, &mut partial, |_, data, text| {
+    read_sse(response, &mut partial, timeouts, |_, data, text| {
         if data == "[DONE]" {
             done = true;
             return Ok(false);
