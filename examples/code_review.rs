@@ -12,24 +12,32 @@
 use std::time::Duration;
 
 use prompt_chain::prelude::*;
+use prompt_chain::schemars::JsonSchema;
 use prompt_chain::{Outcome, llm::ScriptedReply};
 use serde::{Deserialize, Serialize};
 
-/// What the diff changes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the diff changes. The bounds go into the schema sent to the model
+/// (structured output), so a reply cannot run on.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 pub(crate) struct Changes {
+    #[schemars(length(min = 1, max = 10), inner(length(max = 100)))]
     files: Vec<String>,
+    #[schemars(length(max = 200))]
     summary: String,
 }
 
 /// One reviewer's findings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 pub(crate) struct Finding {
     severity: Severity,
+    #[schemars(length(max = 5), inner(length(max = 200)))]
     issues: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Severity {
     None,
@@ -38,9 +46,12 @@ pub(crate) enum Severity {
 }
 
 /// The final review.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 pub(crate) struct Review {
+    #[schemars(length(max = 40))]
     verdict: String,
+    #[schemars(length(max = 6), inner(length(max = 200)))]
     comments: Vec<String>,
 }
 
@@ -48,7 +59,7 @@ pub(crate) struct Review {
 async fn extract_changes(cx: &StepCx, diff: &str) -> StepResult<Changes> {
     Ok(cx
         .llm()
-        .json(format!(
+        .structured(format!(
             "List the files this diff touches and summarize the change in one sentence. \
              Answer as JSON {{\"files\": [...], \"summary\": \"...\"}}.\n\n{diff}"
         ))
@@ -72,7 +83,7 @@ async fn check_correctness(
 ) -> StepResult<Finding> {
     Ok(cx
         .llm()
-        .json(format!(
+        .structured(format!(
             "Change: {}\nBefore:\n{original_code}\nAfter:\n{new_code}\n\
              Does the new code still do what the old code did? \
              Answer as JSON {{\"severity\": \"none|minor|major\", \"issues\": [...]}}.",
@@ -85,7 +96,7 @@ async fn check_correctness(
 async fn check_performance(cx: &StepCx, new_code: &str) -> StepResult<Finding> {
     Ok(cx
         .llm()
-        .json(format!(
+        .structured(format!(
             "Review this code for performance problems. \
              Answer as JSON {{\"severity\": \"none|minor|major\", \"issues\": [...]}}.\n{new_code}"
         ))
@@ -96,7 +107,7 @@ async fn check_performance(cx: &StepCx, new_code: &str) -> StepResult<Finding> {
 async fn check_security(cx: &StepCx, new_code: &str) -> StepResult<Finding> {
     Ok(cx
         .llm()
-        .json(format!(
+        .structured(format!(
             "Review this code for security problems. \
              Answer as JSON {{\"severity\": \"none|minor|major\", \"issues\": [...]}}.\n{new_code}"
         ))
@@ -119,7 +130,7 @@ async fn summarize(
     });
     Ok(cx
         .llm()
-        .json(format!(
+        .structured(format!(
             "Write the review of this change from the findings below. \
              Answer as JSON {{\"verdict\": \"...\", \"comments\": [...]}}.\n{findings}"
         ))
@@ -130,14 +141,22 @@ async fn summarize(
 pub(crate) async fn code_review(diff: String, original_code: String, new_code: String) -> Review {
     step!(
         changes_summary = extract_changes(diff),
-        validate = has_files
+        validate = has_files,
+        max_tokens = 300
     );
-    step!(correctness_check = check_correctness(changes_summary, original_code, new_code));
-    step!(performance_check = check_performance(new_code));
+    step!(
+        correctness_check = check_correctness(changes_summary, original_code, new_code),
+        max_tokens = 400
+    );
+    step!(
+        performance_check = check_performance(new_code),
+        max_tokens = 400
+    );
     step!(
         security_check = check_security(new_code),
         retry = 2,
-        timeout = 30s
+        timeout = 60s,
+        max_tokens = 400
     );
     step!(
         final_review = summarize(
@@ -145,7 +164,8 @@ pub(crate) async fn code_review(diff: String, original_code: String, new_code: S
             correctness_check,
             performance_check,
             security_check
-        )
+        ),
+        max_tokens = 500
     );
     final_review
 }
@@ -254,7 +274,18 @@ pub(crate) async fn cli(
     }
     let outcome = demo(&runtime_from_env()?).await;
     let report = outcome.report;
-    let outputs = outcome.result?;
+    let outputs = match outcome.result {
+        Ok(outputs) => outputs,
+        Err(error) => {
+            // What ran, and when, up to the failure; `main` prints the error.
+            eprint!("{}", report.timeline(40));
+            if let Some(path) = timeline {
+                std::fs::write(&path, report.to_html())?;
+                eprintln!("Timeline written to {path}");
+            }
+            return Err(error.into());
+        }
+    };
     println!("Change: {}", outputs.changes_summary.summary);
     println!("Verdict: {}", outputs.final_review.verdict);
     for comment in &outputs.final_review.comments {

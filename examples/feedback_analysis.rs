@@ -6,21 +6,29 @@
 //! cargo run --example feedback_analysis
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use prompt_chain::prelude::*;
+use prompt_chain::schemars::JsonSchema;
 use prompt_chain::{Outcome, llm::ScriptedReply};
 use serde::{Deserialize, Serialize};
 
-/// What the customer said, structured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the customer said, structured. The bounds go into the schema sent
+/// to the model (structured output), so a reply cannot run on.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 pub(crate) struct Feedback {
+    #[schemars(length(max = 60))]
     product: String,
+    #[schemars(length(max = 5), inner(length(max = 160)))]
     issues: Vec<String>,
+    #[schemars(length(max = 5), inner(length(max = 160)))]
     praise: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Sentiment {
     Positive,
@@ -29,10 +37,12 @@ pub(crate) enum Sentiment {
 }
 
 /// How to treat the feedback.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 pub(crate) struct Classification {
     sentiment: Sentiment,
     urgent: bool,
+    #[schemars(length(min = 2, max = 40))]
     team: String,
 }
 
@@ -40,7 +50,7 @@ pub(crate) struct Classification {
 async fn extract_feedback(cx: &StepCx, text: &str) -> StepResult<Feedback> {
     Ok(cx
         .llm()
-        .json(format!(
+        .structured(format!(
             "Extract the product, the issues and the praise from this customer feedback. \
              Answer as JSON {{\"product\": \"...\", \"issues\": [...], \"praise\": [...]}}.\n\n{text}"
         ))
@@ -52,7 +62,7 @@ async fn classify(cx: &StepCx, feedback: &Feedback) -> StepResult<Classification
     let feedback = serde_json::to_string(feedback)?;
     Ok(cx
         .llm()
-        .json(format!(
+        .structured(format!(
             "Classify this feedback: sentiment (positive, mixed, negative), whether it is urgent, \
              and which team owns it. Answer as JSON.\n{feedback}"
         ))
@@ -89,9 +99,13 @@ async fn respond(
 
 #[chain]
 pub(crate) async fn feedback_analysis(text: String) -> String {
-    step!(feedback = extract_feedback(text));
-    step!(classification = classify(feedback), validate = names_a_team);
-    step!(reply = respond(feedback, classification));
+    step!(feedback = extract_feedback(text), max_tokens = 400);
+    step!(
+        classification = classify(feedback),
+        validate = names_a_team,
+        max_tokens = 100
+    );
+    step!(reply = respond(feedback, classification), max_tokens = 400);
     reply
 }
 
@@ -153,10 +167,25 @@ pub(crate) async fn demo(rt: &Runtime) -> Outcome<feedback_analysis::Output> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let outcome = demo(&runtime_from_env()?).await;
+async fn main() -> ExitCode {
+    let rt = match runtime_from_env() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = demo(&rt).await;
     let report = outcome.report;
-    let outputs = outcome.result?;
+    let outputs = match outcome.result {
+        Ok(outputs) => outputs,
+        Err(error) => {
+            // What ran, and when, up to the failure.
+            eprintln!("error: {error}");
+            eprint!("{}", report.timeline(40));
+            return ExitCode::FAILURE;
+        }
+    };
     println!("Product: {}", outputs.feedback.product);
     println!(
         "Sentiment: {:?}, urgent: {}, team: {}",
@@ -179,5 +208,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (a, b) in overlapping {
         println!("  {a} ∥ {b}");
     }
-    Ok(())
+    ExitCode::SUCCESS
 }

@@ -6,24 +6,31 @@
 //! cargo run --example parallel_analysis
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use prompt_chain::Outcome;
 use prompt_chain::llm::ScriptedReply;
 use prompt_chain::prelude::*;
+use prompt_chain::schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// One analysis: a headline and the points behind it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One analysis: a headline and the points behind it. The bounds go into
+/// the schema sent to the model (structured output), so a reply cannot run on.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 pub(crate) struct Analysis {
+    #[schemars(length(max = 100))]
     headline: String,
+    #[schemars(length(max = 4), inner(length(max = 200)))]
     points: Vec<String>,
 }
 
 async fn analyze(cx: &StepCx, angle: &str, document: &str) -> StepResult<Analysis> {
     Ok(cx
         .llm()
-        .json(format!(
+        .max_tokens(400)
+        .structured(format!(
             "Analyze the document below for its {angle}. \
              Answer as JSON {{\"headline\": \"...\", \"points\": [...]}}.\n\n{document}"
         ))
@@ -61,6 +68,7 @@ async fn synthesize(
     let findings = serde_json::to_string_pretty(&[market, technical, financial, risk])?;
     Ok(cx
         .llm()
+        .max_tokens(300)
         .text(format!(
             "Write a three-sentence recommendation from these four analyses:\n{findings}"
         ))
@@ -159,10 +167,25 @@ pub(crate) async fn demo(rt: &Runtime) -> Outcome<parallel_analysis::Output> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let outcome = demo(&runtime_from_env()?).await;
+async fn main() -> ExitCode {
+    let rt = match runtime_from_env() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = demo(&rt).await;
     let report = outcome.report;
-    let outputs = outcome.result?;
+    let outputs = match outcome.result {
+        Ok(outputs) => outputs,
+        Err(error) => {
+            // What ran, and when, up to the failure.
+            eprintln!("error: {error}");
+            eprint!("{}", report.timeline(40));
+            return ExitCode::FAILURE;
+        }
+    };
     for (name, analysis) in [
         ("market", &outputs.market),
         ("technical", &outputs.technical),
@@ -183,5 +206,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (a, b) in report.overlapping() {
         println!("  {a} ∥ {b}");
     }
-    Ok(())
+    ExitCode::SUCCESS
 }

@@ -262,8 +262,11 @@ async fn truncated_and_filtered_replies_are_errors() {
         openai_reply("", "content_filter"),
     ])
     .await;
+    // No re-asks: a cut-off reply is an error at once (tests/reasks.rs
+    // has the re-asks).
     let rt = Runtime::builder()
         .model(OpenAiCompatible::new(server.url.clone(), "gpt-test"))
+        .reask_budget(0)
         .build();
     let cx = StepCx::detached(&rt, "answer");
     let error = cx.llm().text("Explain").await.expect_err("cut off");

@@ -58,7 +58,14 @@ async fn reasks_are_attempts_of_their_own_kind_in_the_report_and_the_events() {
         .observer(observer)
         .build();
     let outcome = judging::execute(&rt, judging::Input { text: "ok".into() }).await;
-    assert_eq!(outcome.result.expect("the third reply parses").verdict.score, 7);
+    assert_eq!(
+        outcome
+            .result
+            .expect("the third reply parses")
+            .verdict
+            .score,
+        7
+    );
     assert_eq!(model.call_count(), 3);
 
     let record = &outcome.report.steps[0];
@@ -97,8 +104,15 @@ async fn reasks_are_attempts_of_their_own_kind_in_the_report_and_the_events() {
     );
     // The model saw what was wrong each time.
     let calls = model.calls();
-    assert!(calls[1].prompt().contains("not valid JSON"), "{:?}", calls[1]);
+    assert!(
+        calls[1].prompt().contains("not valid JSON"),
+        "{:?}",
+        calls[1]
+    );
     assert!(calls[2].prompt().contains("cut off"), "{:?}", calls[2]);
+    // The invalid reply and its correction stay; the cut-off one is not shown.
+    assert_eq!(calls[2].messages.len(), 3);
+    assert_eq!(calls[2].messages[1].content, "a score of seven");
 
     let reasked: Vec<_> = events
         .lock()
@@ -130,7 +144,10 @@ async fn reasks_are_attempts_of_their_own_kind_in_the_report_and_the_events() {
 #[tokio::test]
 async fn an_error_after_re_asks_says_how_many_calls_it_took() {
     let model = ScriptedModel::new().on_step("judge", ScriptedReply::truncated("{\"sco"));
-    let rt = Runtime::builder().model(model.clone()).default_retries(0).build();
+    let rt = Runtime::builder()
+        .model(model.clone())
+        .default_retries(0)
+        .build();
     let outcome = judging::execute(&rt, judging::Input { text: "ok".into() }).await;
     let error = outcome.result.expect_err("always cut off");
     let message = error.to_string();
@@ -143,6 +160,50 @@ async fn an_error_after_re_asks_says_how_many_calls_it_took() {
         error.llm_error(),
         Some(LlmError::Truncated { reasks: 2, .. })
     ));
-    assert_eq!(model.call_count(), 3, "one call and the default two re-asks");
+    assert_eq!(
+        model.call_count(),
+        3,
+        "one call and the default two re-asks"
+    );
     assert_eq!(outcome.report.steps[0].model_reasks, 2);
+}
+
+#[step]
+async fn write(cx: &StepCx, topic: &str) -> StepResult<String> {
+    Ok(cx.llm().text(format!("Write about {topic}")).await?)
+}
+
+#[chain]
+async fn writing(topic: String) -> String {
+    step!(text = write(topic));
+    text
+}
+
+#[tokio::test]
+async fn a_cut_off_text_reply_is_asked_for_again_more_briefly() {
+    let model = ScriptedModel::new().on_step(
+        "write",
+        ScriptedReply::sequence([
+            ScriptedReply::truncated("Once upon a time, in a land far"),
+            ScriptedReply::text("A short tale."),
+        ]),
+    );
+    let rt = Runtime::builder().model(model.clone()).build();
+    let outcome = writing::execute(&rt, writing::Input { topic: "x".into() }).await;
+    assert_eq!(
+        outcome.result.expect("the re-ask completes").text,
+        "A short tale."
+    );
+    let calls = model.calls();
+    assert_eq!(calls.len(), 2);
+    // The prompt is asked afresh, with a request to be brief (the rambling
+    // reply is not shown again).
+    assert_eq!(calls[1].messages.len(), 1);
+    assert!(
+        calls[1].prompt().starts_with("Write about x")
+            && calls[1].prompt().contains("more briefly"),
+        "{:?}",
+        calls[1]
+    );
+    assert_eq!(outcome.report.steps[0].model_reasks, 1);
 }

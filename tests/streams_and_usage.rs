@@ -63,7 +63,11 @@ async fn cached_prompt_tokens_are_counted_for_both_providers() {
     let expected = Usage::new(52, 20).with_cache(51, 0);
     let server = FakeServer::start(vec![openai_cached_reply()]).await;
     let model = OpenAiCompatible::new(format!("{}/v1", server.url), "m");
-    let usage = model.complete(&ChatRequest::user("hi")).await.expect("ok").usage;
+    let usage = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect("ok")
+        .usage;
     assert_eq!(usage, expected);
 
     // Streamed: the usage arrives in the last chunk, with no choices.
@@ -77,7 +81,11 @@ async fn cached_prompt_tokens_are_counted_for_both_providers() {
     )])
     .await;
     let model = OpenAiCompatible::new(format!("{}/v1", server.url), "m").streaming(true);
-    let usage = model.complete(&ChatRequest::user("hi")).await.expect("ok").usage;
+    let usage = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect("ok")
+        .usage;
     assert_eq!(usage, expected);
 
     // Anthropic's `input_tokens` leaves the cached tokens out: they are added back.
@@ -88,14 +96,22 @@ async fn cached_prompt_tokens_are_counted_for_both_providers() {
     )])
     .await;
     let model = Anthropic::new("m", "k").base_url(server.url.clone());
-    let usage = model.complete(&ChatRequest::user("hi")).await.expect("ok").usage;
+    let usage = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect("ok")
+        .usage;
     assert_eq!(usage, Usage::new(59, 20).with_cache(51, 7));
 
     let server = FakeServer::start(vec![Reply::Stream(anthropic_cached_stream(), false)]).await;
     let model = Anthropic::new("m", "k")
         .base_url(server.url.clone())
         .streaming(true);
-    let usage = model.complete(&ChatRequest::user("hi")).await.expect("ok").usage;
+    let usage = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect("ok")
+        .usage;
     assert_eq!(usage, Usage::new(52, 5).with_cache(51, 0));
 }
 
@@ -153,7 +169,10 @@ async fn a_stream_that_keeps_sending_outlives_the_request_timeout() {
         .streaming(true)
         .timeout(Duration::from_millis(300))
         .idle_timeout(Duration::from_secs(5));
-    let completion = model.complete(&ChatRequest::user("hi")).await.expect("whole");
+    let completion = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect("whole");
     assert_eq!(completion.text, "w0 w1 w2 w3 w4 w5 ");
 }
 
@@ -168,7 +187,10 @@ async fn a_stalled_stream_times_out_idle_and_keeps_its_partial_text() {
     let model = OpenAiCompatible::new(format!("{}/v1", server.url), "m")
         .streaming(true)
         .idle_timeout(Duration::from_millis(300));
-    let error = model.complete(&ChatRequest::user("hi")).await.expect_err("stalled");
+    let error = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect_err("stalled");
     assert!(
         matches!(&error, LlmError::Timeout { idle: true, partial, after: Some(after), .. }
             if partial == "The answer is" && *after == Duration::from_millis(300)),
@@ -194,7 +216,10 @@ async fn a_stalled_stream_times_out_idle_and_keeps_its_partial_text() {
         .base_url(server.url.clone())
         .streaming(true)
         .idle_timeout(Duration::from_millis(300));
-    let error = model.complete(&ChatRequest::user("hi")).await.expect_err("stalled");
+    let error = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect_err("stalled");
     assert!(
         matches!(&error, LlmError::Timeout { idle: true, partial, .. } if partial == "Once"),
         "{error:?}"
@@ -212,7 +237,10 @@ async fn a_stream_that_never_starts_times_out_on_the_request_timeout() {
     let model = OpenAiCompatible::new(format!("{}/v1", server.url), "m")
         .streaming(true)
         .timeout(Duration::from_millis(300));
-    let error = model.complete(&ChatRequest::user("hi")).await.expect_err("slow");
+    let error = model
+        .complete(&ChatRequest::user("hi"))
+        .await
+        .expect_err("slow");
     assert!(
         matches!(&error, LlmError::Timeout { idle: false, after: Some(after), .. } if *after == Duration::from_millis(300)),
         "{error:?}"

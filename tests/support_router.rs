@@ -182,7 +182,7 @@ async fn a_new_ticket_is_routed_and_an_unknown_problem_escalated() {
 #[tokio::test]
 async fn a_missing_knowledge_base_fails_with_the_whole_path() {
     let model = prompt_chain::llm::ScriptedModel::new()
-        .on_step("classify", "\"technical\"")
+        .on_step("classify", r#"{"category": "technical"}"#)
         .on_step(
             "extract_error_details",
             r#"{"product": "desktop", "error_code": "E-1042", "summary": "sync stuck", "search_terms": ["sync"]}"#,

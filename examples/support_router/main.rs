@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example support_router                      # the 13 sample tickets
 //! cargo run --example support_router -- --ticket "My sync is stuck with E-1042"
+//! cargo run --example support_router -- --only T-1001,T-1002   # some sample tickets
 //! cargo run --example support_router -- --data ./support-data --timeline runs.html
 //! ```
 //!
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use prompt_chain::Outcome;
 use prompt_chain::prelude::*;
+use prompt_chain::schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 #[path = "kb.rs"]
@@ -52,7 +54,8 @@ impl Ticket {
 }
 
 /// Which team handles a ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Category {
     Technical,
@@ -60,12 +63,26 @@ pub(crate) enum Category {
     General,
 }
 
-/// What the technical team needs to know.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The model's answer to "which team?" (an object: OpenAI's structured
+/// output wants one at the top).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
+struct Routing {
+    category: Category,
+}
+
+/// What the technical team needs to know. The bounds go into the schema
+/// sent to the model, so even a small model's reply stays short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 pub(crate) struct ErrorDetails {
+    #[schemars(length(max = 24))]
     pub(crate) product: String,
+    #[schemars(length(max = 16))]
     pub(crate) error_code: Option<String>,
+    #[schemars(length(max = 200))]
     pub(crate) summary: String,
+    #[schemars(length(max = 8), inner(length(max = 32)))]
     pub(crate) search_terms: Vec<String>,
 }
 
@@ -87,7 +104,8 @@ pub(crate) struct KbArticle {
     pub(crate) steps: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum BillingIssue {
     Refund,
@@ -97,11 +115,42 @@ pub(crate) enum BillingIssue {
 }
 
 /// What the billing team needs to know.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
 pub(crate) struct BillingDetails {
     pub(crate) issue: BillingIssue,
+    #[schemars(length(max = 24))]
     pub(crate) invoice: Option<String>,
     pub(crate) amount: Option<f64>,
+}
+
+/// What a general question is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Topic {
+    Pricing,
+    Legal,
+    Security,
+    Other,
+}
+
+impl Topic {
+    fn as_str(self) -> &'static str {
+        match self {
+            Topic::Pricing => "pricing",
+            Topic::Legal => "legal",
+            Topic::Security => "security",
+            Topic::Other => "other",
+        }
+    }
+}
+
+/// The model's answer to "what is it about?".
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "prompt_chain::schemars")]
+struct TopicAnswer {
+    topic: Topic,
 }
 
 /// The answer to a ticket, and who produced it.
@@ -121,25 +170,33 @@ pub(crate) struct Reply {
 /// 27.0, all others 5.3 or less (`tests/support_router.rs` checks the margin).
 const MIN_SCORE: f64 = 7.0;
 
+/// Most tokens of a structured reply (the schema's bounds keep it shorter).
+const JSON_TOKENS: u32 = 256;
+/// Most tokens of a written answer.
+const TEXT_TOKENS: u32 = 384;
+
 #[step]
 async fn classify(cx: &StepCx, ticket: &Ticket) -> StepResult<Category> {
-    Ok(cx
+    let routing: Routing = cx
         .llm()
-        .json(format!(
+        .max_tokens(JSON_TOKENS)
+        .structured(format!(
             "You route customer support tickets. Classify the ticket below as exactly one of \
              \"technical\" (something is broken or shows an error), \"billing\" (charges, \
-             invoices, refunds, plans) or \"general\" (anything else). Answer with the category \
-             as a JSON string, for example \"billing\".\n\n{}",
+             invoices, refunds, plans) or \"general\" (anything else). Answer as JSON, for \
+             example {{\"category\": \"billing\"}}.\n\n{}",
             ticket.prompt()
         ))
-        .await?)
+        .await?;
+    Ok(routing.category)
 }
 
 #[step]
 async fn extract_error_details(cx: &StepCx, ticket: &Ticket) -> StepResult<ErrorDetails> {
     Ok(cx
         .llm()
-        .json(format!(
+        .max_tokens(JSON_TOKENS)
+        .structured(format!(
             "Extract the technical details of this support ticket as a JSON object with the \
              fields \"product\" (desktop, mobile, web, api, sso or integration), \"error_code\" \
              (such as \"E-1042\" or an HTTP status, or null), \"summary\" (one sentence) and \
@@ -188,6 +245,7 @@ async fn format_solution(cx: &StepCx, ticket: &Ticket, lookup: &KbLookup) -> Ste
         .collect();
     let text = cx
         .llm()
+        .max_tokens(TEXT_TOKENS)
         .text(format!(
             "Write a short, friendly reply to this support ticket that walks the customer \
              through the fix from our knowledge base. Keep the steps as they are.\n\n\
@@ -234,7 +292,8 @@ async fn escalate(cx: &StepCx, ticket: &Ticket, details: &ErrorDetails) -> StepR
 async fn extract_billing_details(cx: &StepCx, ticket: &Ticket) -> StepResult<BillingDetails> {
     Ok(cx
         .llm()
-        .json(format!(
+        .max_tokens(JSON_TOKENS)
+        .structured(format!(
             "Extract the billing details of this ticket as a JSON object with the fields \
              \"issue\" (refund, double_charge, plan_change or other), \"invoice\" (an invoice \
              number or null) and \"amount\" (a number or null).\n\n{}",
@@ -251,6 +310,7 @@ async fn answer_billing(
 ) -> StepResult<Reply> {
     let text = cx
         .llm()
+        .max_tokens(TEXT_TOKENS)
         .text(format!(
             "Answer this billing ticket. Policy: plans bought in the last 30 days are refunded \
              in full; duplicate charges are reversed at once; plan changes apply from the next \
@@ -272,21 +332,25 @@ async fn answer_billing(
 }
 
 #[step]
-async fn identify_topic(cx: &StepCx, ticket: &Ticket) -> StepResult<String> {
-    Ok(cx
+async fn identify_topic(cx: &StepCx, ticket: &Ticket) -> StepResult<Topic> {
+    let answer: TopicAnswer = cx
         .llm()
-        .json(format!(
+        .max_tokens(JSON_TOKENS)
+        .structured(format!(
             "What is this question about: \"pricing\", \"legal\", \"security\" or \"other\"? \
-             Answer with the topic as a JSON string.\n\n{}",
+             Answer as JSON, for example {{\"topic\": \"legal\"}}.\n\n{}",
             ticket.prompt()
         ))
-        .await?)
+        .await?;
+    Ok(answer.topic)
 }
 
 #[step]
-async fn answer_general(cx: &StepCx, ticket: &Ticket, topic: &str) -> StepResult<Reply> {
+async fn answer_general(cx: &StepCx, ticket: &Ticket, topic: &Topic) -> StepResult<Reply> {
+    let topic = topic.as_str();
     let text = cx
         .llm()
+        .max_tokens(TEXT_TOKENS)
         .text(format!(
             "Answer this customer question briefly and kindly.\n\nTopic: {topic}\n\n{}",
             ticket.prompt()
@@ -398,6 +462,7 @@ pub(crate) async fn route_all(
 
 struct Options {
     ticket: Option<String>,
+    only: Option<Vec<String>>,
     data: PathBuf,
     timeline: Option<PathBuf>,
 }
@@ -405,6 +470,7 @@ struct Options {
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         ticket: None,
+        only: None,
         data: std::env::temp_dir().join("prompt-chain-support-router"),
         timeline: None,
     };
@@ -414,13 +480,19 @@ fn parse_args() -> Result<Options, String> {
             "--ticket" => {
                 options.ticket = Some(args.next().ok_or("--ticket needs the ticket's text")?)
             }
+            "--only" => {
+                let ids = args
+                    .next()
+                    .ok_or("--only needs ticket ids, such as T-1001,T-1002")?;
+                options.only = Some(ids.split(',').map(|id| id.trim().to_owned()).collect());
+            }
             "--data" => options.data = args.next().ok_or("--data needs a directory")?.into(),
             "--timeline" => {
                 options.timeline = Some(args.next().ok_or("--timeline needs a file name")?.into())
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: support_router [--ticket TEXT] [--data DIR] [--timeline FILE]"
+                    "usage: support_router [--ticket TEXT | --only ID,ID...] [--data DIR] [--timeline FILE]"
                         .to_owned(),
                 );
             }
@@ -447,7 +519,11 @@ async fn main() -> ExitCode {
         }
     };
     match run(options).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(failed) => {
+            eprintln!("support_router: {failed} ticket(s) failed");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
@@ -455,7 +531,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(options: Options) -> Result<(), Box<dyn Error>> {
+/// Routes the tickets and prints what happened; returns how many failed.
+async fn run(options: Options) -> Result<usize, Box<dyn Error>> {
     // PROMPT_CHAIN_MODEL picks a real model; without it the scripted one answers.
     let builder = Runtime::builder().model_from_env_or(scripted::model())?;
     let rt = runtime_with(&options.data, builder)?;
@@ -479,7 +556,17 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
                 body: text,
             }]
         }
-        None => sample_tickets()?,
+        None => {
+            let mut tickets = sample_tickets()?;
+            if let Some(only) = &options.only {
+                if let Some(unknown) = only.iter().find(|id| !tickets.iter().any(|t| &t.id == *id))
+                {
+                    return Err(format!("no sample ticket has the id `{unknown}`").into());
+                }
+                tickets.retain(|ticket| only.contains(&ticket.id));
+            }
+            tickets
+        }
     };
     let started = Instant::now();
     let outcomes = route_all(&rt, tickets).await;
@@ -507,7 +594,9 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
             }
             Err(error) => {
                 failed += 1;
-                println!("  ✗ {error}\n");
+                // What ran, and when, up to the failure.
+                println!("  ✗ {error}");
+                println!("{}\n", indent(&outcome.report.timeline(40)));
             }
         }
     }
@@ -535,5 +624,5 @@ async fn run(options: Options) -> Result<(), Box<dyn Error>> {
         std::fs::write(path, page)?;
         println!("Timelines written to {}", path.display());
     }
-    Ok(())
+    Ok(failed)
 }

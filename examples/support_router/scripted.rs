@@ -101,7 +101,7 @@ fn classify(request: &ChatRequest) -> String {
     } else {
         "general"
     };
-    format!("\"{category}\"")
+    json!({ "category": category }).to_string()
 }
 
 /// An error code such as `E-1042`, or an HTTP status such as `429`.
@@ -261,7 +261,7 @@ fn topic(request: &ChatRequest) -> String {
     } else {
         "other"
     };
-    format!("\"{topic}\"")
+    json!({ "topic": topic }).to_string()
 }
 
 fn general_answer(request: &ChatRequest) -> String {

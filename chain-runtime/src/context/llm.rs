@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::StepCx;
 use crate::llm::{
-    ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Message, parse_reply,
+    ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Message, Role, parse_reply,
 };
 use crate::report::ReaskReason;
 
@@ -174,9 +174,16 @@ impl<'a> Llm<'a> {
     }
 
     /// Sends one user message and returns the reply's text.
+    ///
+    /// A reply cut off at the token limit is shown to the model, which is
+    /// asked to answer again more briefly, up to
+    /// [`RuntimeBuilder::reask_budget`](crate::RuntimeBuilder::reask_budget)
+    /// times (default 2); after that the error is [`LlmError::Truncated`]
+    /// with the partial text. To accept a cut-off reply, call
+    /// [`Llm::complete`] and read its `finish_reason`.
     pub async fn text(&self, prompt: impl Into<String>) -> Result<String, LlmError> {
-        let completion = self.complete(ChatRequest::user(prompt)).await?;
-        checked_text(completion)
+        self.with_reasks(ChatRequest::user(prompt), |text| Ok(text.to_owned()))
+            .await
     }
 
     /// Sends one user message and parses the reply as JSON into `T`.
@@ -189,7 +196,8 @@ impl<'a> Llm<'a> {
         &self,
         prompt: impl Into<String>,
     ) -> Result<T, LlmError> {
-        self.parse_with_reask(ChatRequest::user(prompt)).await
+        self.with_reasks(ChatRequest::user(prompt), parse_reply::<T>)
+            .await
     }
 
     /// Like [`Llm::json`], and sends `T`'s JSON schema (schemars) so providers
@@ -206,18 +214,19 @@ impl<'a> Llm<'a> {
             name: schema_name::<T>(),
             schema: serde_json::to_value(&schema).unwrap_or_default(),
         });
-        self.parse_with_reask(request).await
+        self.with_reasks(request, parse_reply::<T>).await
     }
 
-    /// Sends `request` and parses the reply into `T`. A reply that is not
-    /// valid JSON for `T`, or is cut off at the token limit, is shown to the
-    /// model with what was wrong and asked for again, up to the runtime's
-    /// re-ask budget; each re-ask is logged in the step's record (an
-    /// [`AttemptKind::ModelReask`](crate::report::AttemptKind)) and sent as
-    /// a [`ModelReasked`](crate::events::EventKind::ModelReasked) event.
-    async fn parse_with_reask<T: DeserializeOwned>(
+    /// Sends `request` and turns the reply into `T` with `parse`. A reply
+    /// that `parse` rejects as invalid JSON, or that is cut off at the token
+    /// limit, is shown to the model with what was wrong and asked for again,
+    /// up to the runtime's re-ask budget; each re-ask is logged in the step's
+    /// record (an [`AttemptKind::ModelReask`](crate::report::AttemptKind))
+    /// and sent as a [`ModelReasked`](crate::events::EventKind::ModelReasked) event.
+    async fn with_reasks<T>(
         &self,
         mut request: ChatRequest,
+        parse: impl Fn(&str) -> Result<T, LlmError>,
     ) -> Result<T, LlmError> {
         let budget = self.cx.runtime().policies().reask_budget();
         let mut asked = 0;
@@ -230,7 +239,7 @@ impl<'a> Llm<'a> {
                     "the reply was cut off at the token limit".to_owned(),
                     completion.text,
                 ),
-                _ => match parse_reply::<T>(&checked_text(completion)?) {
+                _ => match parse(&checked_text(completion)?) {
                     Ok(value) => return Ok(value),
                     Err(LlmError::Parse { error, raw, .. }) => {
                         (ReaskReason::InvalidJson, error, raw)
@@ -254,20 +263,36 @@ impl<'a> Llm<'a> {
             asked += 1;
             self.cx.model_reasked(started_at, asked, reason, &error);
             tracing::debug!(reask = asked, %reason, %error, "asking the model again");
-            let correction = match reason {
-                ReaskReason::CutOff => "That reply was cut off at the token limit. Answer again, \
-                     more briefly, with only the complete JSON."
-                    .to_owned(),
-                _ => format!(
-                    "That reply is not valid JSON for the requested format: {error}. \
-                     Answer again with only the JSON."
-                ),
-            };
-            request.messages.push(Message::assistant(raw));
-            request.messages.push(Message::user(correction));
+            match reason {
+                // The cut-off text is not shown again: a model that ran on
+                // tends to run on from its own rambling, and the conversation
+                // would grow toward the context limit. The prompt is asked
+                // afresh, with a request to be brief.
+                ReaskReason::CutOff => {
+                    if let Some(last) = request
+                        .messages
+                        .iter_mut()
+                        .rev()
+                        .find(|m| m.role == Role::User)
+                        && !last.content.ends_with(BRIEFLY)
+                    {
+                        last.content.push_str(BRIEFLY);
+                    }
+                }
+                ReaskReason::InvalidJson => {
+                    request.messages.push(Message::assistant(raw));
+                    request.messages.push(Message::user(format!(
+                        "That reply is not valid JSON for the requested format: {error}. \
+                         Answer again with only the JSON."
+                    )));
+                }
+            }
         }
     }
 }
+
+/// Added to the prompt when a reply was cut off at the token limit.
+const BRIEFLY: &str = "\n\n(An earlier answer to this was cut off at the token limit: answer much more briefly, and finish your answer.)";
 
 #[cfg(feature = "structured")]
 /// A schema name providers accept (letters, digits, `_`, `-`).

@@ -132,7 +132,10 @@ mod tests {
         let cost = table.cost("m", cached).expect("priced");
         let expected = (200_000.0 * 0.15 + 600_000.0 * 0.015 + 200_000.0 * 0.1875) / 1e6;
         assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
-        assert_eq!(Usage::new(10, 0).with_cache(8, 8).uncached_input_tokens(), 0);
+        assert_eq!(
+            Usage::new(10, 0).with_cache(8, 8).uncached_input_tokens(),
+            0
+        );
         assert_eq!(add_cost(Some(1.0), None), Some(1.0));
         assert_eq!(add_cost(None, None), None);
     }

@@ -212,7 +212,10 @@ fn stop(reason: Option<&str>) -> Result<(), LlmError> {
     }
 }
 
-async fn read_stream(response: reqwest::Response, timeouts: Timeouts) -> Result<Completion, LlmError> {
+async fn read_stream(
+    response: reqwest::Response,
+    timeouts: Timeouts,
+) -> Result<Completion, LlmError> {
     let mut partial = String::new();
     let mut usage = Usage::default();
     let mut reason: Option<String> = None;

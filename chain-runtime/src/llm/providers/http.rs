@@ -182,7 +182,13 @@ pub(super) async fn send(
     let sent = if streaming {
         match tokio::time::timeout(timeouts.request, sent).await {
             Ok(sent) => sent,
-            Err(_) => return Err(LlmError::timeout(Some(timeouts.request), false, String::new())),
+            Err(_) => {
+                return Err(LlmError::timeout(
+                    Some(timeouts.request),
+                    false,
+                    String::new(),
+                ));
+            }
         }
     } else {
         sent.await
@@ -215,7 +221,13 @@ pub(super) async fn read_sse(
             Ok(Ok(Some(chunk))) => chunk,
             Ok(Ok(None)) => return Ok(()),
             Ok(Err(error)) => return Err(transport(error, partial.clone(), timeouts.request)),
-            Err(_) => return Err(LlmError::timeout(Some(timeouts.idle), true, partial.clone())),
+            Err(_) => {
+                return Err(LlmError::timeout(
+                    Some(timeouts.idle),
+                    true,
+                    partial.clone(),
+                ));
+            }
         };
         let mut stop = false;
         lines.feed(&chunk, |line| {

@@ -228,7 +228,10 @@ fn stream_error(error: &Value, data: &str, partial: &str) -> LlmError {
     }
 }
 
-async fn read_stream(response: reqwest::Response, timeouts: Timeouts) -> Result<Completion, LlmError> {
+async fn read_stream(
+    response: reqwest::Response,
+    timeouts: Timeouts,
+) -> Result<Completion, LlmError> {
     let mut partial = String::new();
     let mut finish = None;
     let mut tokens = Usage::default();
