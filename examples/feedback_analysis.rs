@@ -105,7 +105,7 @@ pub(crate) async fn feedback_analysis(text: String) -> String {
         validate = names_a_team,
         max_tokens = 100
     );
-    step!(reply = respond(feedback, classification), max_tokens = 400);
+    step!(reply = respond(feedback, classification), max_tokens = 800);
     reply
 }
 

@@ -68,7 +68,7 @@ async fn synthesize(
     let findings = serde_json::to_string_pretty(&[market, technical, financial, risk])?;
     Ok(cx
         .llm()
-        .max_tokens(300)
+        .max_tokens(600)
         .text(format!(
             "Write a three-sentence recommendation from these four analyses:\n{findings}"
         ))

@@ -507,6 +507,32 @@ async fn a_failing_step_cancels_its_in_flight_siblings() {
     );
 }
 
+/// The text timeline of a failed run shows the cancelled sibling as such.
+#[tokio::test]
+async fn a_failed_runs_timeline_shows_what_was_cancelled_and_what_never_started() {
+    let rt = Runtime::builder()
+        .dependency(Probe::default())
+        .model(ScriptedModel::new())
+        .build();
+    let outcome =
+        stuck_with_failure::execute(&rt, stuck_with_failure::Input { topic: "t".into() }).await;
+    assert!(outcome.result.is_err());
+    let timeline = outcome.report.timeline(20);
+    let line = |step: &str| {
+        timeline
+            .lines()
+            .find(|line| line.starts_with(step))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let cancelled = line("wait_forever");
+    assert!(
+        cancelled.contains("cancelled when the run stopped") && cancelled.contains('░'),
+        "{timeline}"
+    );
+    assert!(line("join").contains("never started"), "{timeline}");
+}
+
 #[chain]
 async fn stuck_with_failure(topic: String) -> String {
     step!(a = wait_forever(topic));

@@ -173,7 +173,7 @@ const MIN_SCORE: f64 = 7.0;
 /// Most tokens of a structured reply (the schema's bounds keep it shorter).
 const JSON_TOKENS: u32 = 256;
 /// Most tokens of a written answer.
-const TEXT_TOKENS: u32 = 384;
+const TEXT_TOKENS: u32 = 1024;
 
 #[step]
 async fn classify(cx: &StepCx, ticket: &Ticket) -> StepResult<Category> {

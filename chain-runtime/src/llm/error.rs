@@ -163,6 +163,7 @@ pub enum LlmError {
 
 impl LlmError {
     /// A timeout of `after` (whole call, or `idle` stream), with what came before it.
+    #[cfg(feature = "providers")]
     pub(crate) fn timeout(after: Option<std::time::Duration>, idle: bool, partial: String) -> Self {
         LlmError::Timeout {
             after,

@@ -399,9 +399,26 @@ impl ExecutionReport {
                         format!("{:>6} ms → {:>6} ms", start.as_millis(), end.as_millis()),
                     )
                 }
+                // Cut short when the run stopped: a lighter bar to the end.
+                (Some(start), None) if step.status == StepStatus::Running => {
+                    let from = column(start).min(width.saturating_sub(1));
+                    let bar: String = (0..width)
+                        .map(|i| if i >= from { '░' } else { '·' })
+                        .collect();
+                    (
+                        bar,
+                        format!(
+                            "{:>6} ms → cancelled when the run stopped",
+                            start.as_millis()
+                        ),
+                    )
+                }
                 _ => (
                     "·".repeat(width),
-                    format!("{:?}", step.status).to_lowercase(),
+                    match step.status {
+                        StepStatus::Pending => "never started".to_owned(),
+                        other => format!("{other:?}").to_lowercase(),
+                    },
                 ),
             };
             out.push_str(&format!("{:<name_width$}  |{bar}|  {window}\n", step.name));
