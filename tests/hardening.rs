@@ -353,3 +353,94 @@ async fn a_stream_closed_despite_keep_alive_does_not_break_the_next_call() {
         assert_eq!(completion.text, "ok");
     }
 }
+
+#[prompt_chain::step]
+async fn broken(_cx: &prompt_chain::StepCx, question: &str) -> prompt_chain::StepResult<String> {
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    Err(prompt_chain::StepError::msg(format!("cannot answer {question}")).permanent())
+}
+
+#[prompt_chain::step]
+async fn pair(
+    _cx: &prompt_chain::StepCx,
+    left: &str,
+    right: &str,
+) -> prompt_chain::StepResult<String> {
+    Ok(format!("{left} {right}"))
+}
+
+/// `answer` asks a slow model while `oops` fails: the run stops.
+#[prompt_chain::chain]
+async fn half_broken(question: String) -> String {
+    step!(answer = ask(question));
+    step!(oops = broken(question));
+    step!(both = pair(answer, oops));
+    both
+}
+
+/// The same, with the slow call inside a sub-chain.
+#[prompt_chain::chain]
+async fn half_broken_nested(question: String) -> String {
+    step!(answer = asking(question));
+    step!(oops = broken(question));
+    step!(both = pair(answer, oops));
+    both
+}
+
+fn slow_model() -> prompt_chain::llm::ScriptedModel {
+    prompt_chain::llm::ScriptedModel::new().on_step(
+        "ask",
+        prompt_chain::llm::ScriptedReply::text("word ".repeat(200))
+            .after(std::time::Duration::from_millis(100)),
+    )
+}
+
+/// A failing step cancels its siblings, but their model calls go on (the
+/// provider bills them): the failed run waits for them, for a grace
+/// period, and their tokens reach the report and the budget, once, in the
+/// step that made them (or, from a cancelled sub-chain, the step calling it).
+#[tokio::test(start_paused = true)]
+async fn tokens_of_calls_in_flight_when_a_sibling_fails_are_counted() {
+    let rt = prompt_chain::Runtime::builder().model(slow_model()).build();
+    let outcome = half_broken::execute(
+        &rt,
+        half_broken::Input {
+            question: "q".into(),
+        },
+    )
+    .await;
+    let error = outcome.result.expect_err("`oops` fails");
+    assert_eq!(error.step(), Some("broken"));
+    let answer = outcome.report.step("answer").expect("recorded");
+    assert_eq!(answer.usage.output_tokens, 250, "{answer:?}");
+    assert_eq!(outcome.report.usage, answer.usage);
+    assert!(outcome.report.duration >= std::time::Duration::from_millis(100));
+
+    let outcome = half_broken_nested::execute(
+        &rt,
+        half_broken_nested::Input {
+            question: "q".into(),
+        },
+    )
+    .await;
+    assert!(outcome.result.is_err());
+    let answer = outcome.report.step("answer").expect("recorded");
+    assert_eq!(answer.usage.output_tokens, 250, "{answer:?}");
+    assert_eq!(outcome.report.usage, answer.usage, "counted once");
+
+    // Without a grace period the run fails at once, and the tokens miss the report.
+    let rt = prompt_chain::Runtime::builder()
+        .model(slow_model())
+        .in_flight_grace(std::time::Duration::ZERO)
+        .build();
+    let outcome = half_broken::execute(
+        &rt,
+        half_broken::Input {
+            question: "q".into(),
+        },
+    )
+    .await;
+    assert!(outcome.result.is_err());
+    assert_eq!(outcome.report.usage.total(), 0);
+    assert!(outcome.report.duration < std::time::Duration::from_millis(100));
+}

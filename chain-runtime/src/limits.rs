@@ -1,11 +1,11 @@
 //! Runtime-wide limits on model calls (shared by every run of a runtime) and
 //! per-run budgets.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// A cap on tokens and/or cost for one run (its sub-chains included). A model
@@ -20,12 +20,28 @@ pub struct RunBudget {
     pub max_cost_usd: Option<f64>,
 }
 
-/// What a run has spent so far; shared with its sub-chains.
+/// What a run has spent so far, and its model calls still in flight;
+/// shared with its sub-chains.
 #[derive(Debug, Default)]
 pub(crate) struct Spent {
     tokens: AtomicU64,
     /// Micro-dollars.
     cost: AtomicU64,
+    /// Model calls started and not yet ended (see [`Spent::call_started`]).
+    in_flight: AtomicUsize,
+    /// Told when `in_flight` drops to zero.
+    settled: Notify,
+}
+
+/// One model call in flight: counted in [`Spent`] until dropped.
+pub(crate) struct InFlightCall(Arc<Spent>);
+
+impl Drop for InFlightCall {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
 }
 
 impl Spent {
@@ -43,6 +59,28 @@ impl Spent {
         }
     }
 
+    /// Counts a model call in flight until the returned guard is dropped.
+    pub(crate) fn call_started(self: &Arc<Self>) -> InFlightCall {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlightCall(Arc::clone(self))
+    }
+
+    /// Waits until no model call is in flight, for at most `within`.
+    pub(crate) async fn settle(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            // Registered before the check, so a call ending in between
+            // still wakes it.
+            let settled = self.settled.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return;
+            }
+        }
+    }
+
     pub(crate) fn tokens(&self) -> u64 {
         self.tokens.load(Ordering::Relaxed)
     }
@@ -55,17 +93,17 @@ impl Spent {
 /// A cap on model calls in flight and on calls per interval.
 #[derive(Debug)]
 pub(crate) struct CallLimits {
-    pub(crate) concurrent: Option<Semaphore>,
+    pub(crate) concurrent: Option<Arc<Semaphore>>,
     pub(crate) rate: Option<RateLimiter>,
 }
 
 impl CallLimits {
     /// Waits for a slot (and a rate token); returns the permit to hold during
     /// the call and how long the wait was.
-    pub(crate) async fn acquire(&self) -> (Option<SemaphorePermit<'_>>, Duration) {
+    pub(crate) async fn acquire(&self) -> (Option<OwnedSemaphorePermit>, Duration) {
         let start = Instant::now();
         let permit = match &self.concurrent {
-            Some(semaphore) => semaphore.acquire().await.ok(),
+            Some(semaphore) => Arc::clone(semaphore).acquire_owned().await.ok(),
             None => None,
         };
         if let Some(rate) = &self.rate {

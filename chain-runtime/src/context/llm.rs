@@ -7,7 +7,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use super::StepCx;
+use super::run_state::RunShared;
+use crate::limits::InFlightCall;
 use crate::llm::{
     ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Message, Role, parse_reply,
 };
@@ -122,7 +126,7 @@ impl<'a> Llm<'a> {
                 });
             }
         }
-        let (_permit, waited) = match runtime.limits().calls() {
+        let (permit, waited) = match runtime.limits().calls() {
             // Boxed: only runtimes with limits pay for the waiting state.
             Some(limits) => Box::pin(limits.acquire()).await,
             None => (None, std::time::Duration::ZERO),
@@ -141,36 +145,30 @@ impl<'a> Llm<'a> {
             gen_ai.usage.output_tokens = tracing::field::Empty,
             gen_ai.response.finish_reasons = tracing::field::Empty,
         );
-        let completion = match model.complete(&request).instrument(span.clone()).await {
-            Ok(completion) => completion,
-            Err(error) => {
-                // Tokens a provider reported before failing are spent too.
-                if let Some(usage) = error.usage() {
-                    self.count(model.name(), usage);
-                }
-                return Err(error);
-            }
+        // The call runs as its own task, to its end even if this step is
+        // cancelled (a sibling failed, an attempt timed out): the provider
+        // bills the tokens either way, so the task counts them, and a
+        // failed run waits a grace period for such calls (see
+        // `RuntimeBuilder::in_flight_grace`).
+        let call = DetachedCall {
+            model: Arc::clone(model),
+            run: Arc::clone(&self.cx.run),
+            index: self.cx.index,
+            in_flight: self.cx.run.spent.call_started(),
+            permit,
         };
-        span.record("gen_ai.usage.input_tokens", completion.usage.input_tokens);
-        span.record("gen_ai.usage.output_tokens", completion.usage.output_tokens);
-        span.record(
-            "gen_ai.response.finish_reasons",
-            tracing::field::debug(completion.finish_reason),
-        );
-        self.count(model.name(), completion.usage);
-        Ok(completion)
-    }
-
-    /// Counts tokens (and their cost, when priced) into the step and the
-    /// run's budget.
-    fn count(&self, model: &str, usage: crate::llm::Usage) {
-        let cost = self
-            .cx
-            .runtime()
-            .prices()
-            .and_then(|prices| prices.cost(model, usage));
-        self.cx.add_usage(usage, cost);
-        self.cx.run.spent.add(usage.total(), cost);
+        let task = tokio::spawn(call.run(request).instrument(span));
+        match task.await {
+            Ok(result) => result,
+            // A provider that panicked: the step's attempt reports the panic.
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(LlmError::Transport {
+                message: "the model call's task was cancelled (the runtime is shutting down)"
+                    .to_owned(),
+                partial: String::new(),
+                usage: crate::llm::Usage::default(),
+            }),
+        }
     }
 
     /// Sends one user message and returns the reply's text.
@@ -293,6 +291,48 @@ impl<'a> Llm<'a> {
 
 /// Added to the prompt when a reply was cut off at the token limit.
 const BRIEFLY: &str = "\n\n(An earlier answer to this was cut off at the token limit: answer much more briefly, and finish your answer.)";
+
+/// One model call, owned by its task: the run it counts into, and what it
+/// holds while in flight (the runtime's concurrency permit, the run's count
+/// of calls in flight).
+struct DetachedCall {
+    model: Arc<dyn LanguageModel>,
+    run: Arc<RunShared>,
+    index: usize,
+    in_flight: InFlightCall,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl DetachedCall {
+    /// Makes the call and counts every token the provider reported (of a
+    /// failed call too) into the step and the run's budget.
+    async fn run(self, request: ChatRequest) -> Result<Completion, LlmError> {
+        let result = self.model.complete(&request).await;
+        let usage = match &result {
+            Ok(completion) => {
+                let span = tracing::Span::current();
+                span.record("gen_ai.usage.input_tokens", completion.usage.input_tokens);
+                span.record("gen_ai.usage.output_tokens", completion.usage.output_tokens);
+                span.record(
+                    "gen_ai.response.finish_reasons",
+                    tracing::field::debug(completion.finish_reason),
+                );
+                Some(completion.usage)
+            }
+            Err(error) => error.usage(),
+        };
+        if let Some(usage) = usage {
+            let cost = self
+                .run
+                .runtime
+                .prices()
+                .and_then(|prices| prices.cost(self.model.name(), usage));
+            self.run.count_usage(self.index, usage, cost);
+        }
+        drop((self.permit, self.in_flight));
+        result
+    }
+}
 
 #[cfg(feature = "structured")]
 /// A schema name providers accept (letters, digits, `_`, `-`).

@@ -13,7 +13,7 @@ pub(crate) use run_state::{Parent, RunShared};
 use crate::definition::ChainDef;
 use crate::error::StepError;
 use crate::ids::RunId;
-use crate::llm::{Usage, add_cost};
+
 use crate::report::StepRecord;
 use crate::runtime::Runtime;
 
@@ -191,14 +191,6 @@ impl StepCx {
             reask,
             reason,
             error: error.to_owned(),
-        });
-    }
-
-    /// Counts a model call's tokens (and their cost, when priced) into this step.
-    pub(crate) fn add_usage(&self, usage: Usage, cost_usd: Option<f64>) {
-        self.run.record(self.index, |record| {
-            record.usage = record.usage + usage;
-            record.cost_usd = add_cost(record.cost_usd, cost_usd);
         });
     }
 }

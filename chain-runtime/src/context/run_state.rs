@@ -13,6 +13,7 @@ use crate::definition::ChainDef;
 use crate::events::{Event, EventKind, EventSink};
 use crate::ids::{RunId, unix_ms};
 use crate::limits::Spent;
+use crate::llm::{Usage, add_cost};
 use crate::report::{RouteRecord, StepRecord};
 use crate::runtime::Runtime;
 
@@ -199,6 +200,26 @@ impl RunShared {
         update: impl FnOnce(&mut StepRecord) -> R,
     ) -> Option<R> {
         self.records().get_mut(index).map(update)
+    }
+
+    /// Counts a model call's tokens (and their cost) into the run's budget
+    /// and into the record of step `index`. When this run has ended (a
+    /// sub-chain cancelled while the call was in flight), they go to the
+    /// step that called it, up the chain of callers: counted once, where
+    /// the report still shows them.
+    pub(crate) fn count_usage(&self, index: usize, usage: Usage, cost_usd: Option<f64>) {
+        self.spent.add(usage.total(), cost_usd);
+        let (mut run, mut index) = (self, index);
+        loop {
+            let counted = run.record(index, |record| {
+                record.usage = record.usage + usage;
+                record.cost_usd = add_cost(record.cost_usd, cost_usd);
+            });
+            match (counted, &run.parent_link) {
+                (None, Some(parent)) => (run, index) = (&parent.run, parent.index),
+                _ => return,
+            }
+        }
     }
 
     /// Every step's record, locked.

@@ -244,6 +244,26 @@ impl RunCx {
     /// Ends a failed run (attach its context first with
     /// [`with_completed`](super::with_completed)).
     pub async fn fail<O>(mut self, error: ChainError) -> Outcome<O> {
+        if self.shared.parent_link.is_none() {
+            // Model calls of the steps the failure cancelled are still
+            // running; the provider bills them, so the report waits for
+            // their tokens (for a grace period; sub-chains count into it),
+            // unless the run failed on a time limit, which it must keep.
+            let timed = matches!(
+                error.root_cause().kind(),
+                FailureKind::TimedOut { .. }
+                    | FailureKind::StepDeadline { .. }
+                    | FailureKind::DeadlineExceeded { .. }
+            );
+            let limits = self.shared.runtime.limits();
+            let mut grace = limits.in_flight_grace();
+            if let Some(deadline) = limits.run_deadline() {
+                grace = grace.min(deadline.saturating_sub(self.now()));
+            }
+            if !timed && !grace.is_zero() {
+                self.shared.spent.settle(grace).await;
+            }
+        }
         self.store_status(StoredStatus::Failed).await;
         Outcome {
             report: self.end_run(RunStatus::Failed),

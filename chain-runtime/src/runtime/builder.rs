@@ -185,6 +185,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How long a failed run waits for model calls still in flight, in
+    /// the steps its failure cancelled, so the tokens their providers
+    /// report reach the report and the budget (the provider bills them
+    /// either way). Default 30 s; never past the run's deadline, and not at
+    /// all when the run failed on a timeout or deadline (it keeps its time
+    /// limit). Zero does not wait: such tokens then count only toward the
+    /// budget. A run dropped by its caller does not wait either.
+    #[must_use]
+    pub fn in_flight_grace(mut self, grace: Duration) -> Self {
+        self.parts.limits.in_flight_grace = Some(grace);
+        self
+    }
+
     /// The model named by the environment (see
     /// [`model_from_env`](crate::llm::model_from_env)), or `fallback` when
     /// `PROMPT_CHAIN_MODEL` is not set; says which on stderr.
@@ -215,7 +228,9 @@ impl RuntimeBuilder {
     pub fn build(mut self) -> Runtime {
         if self.max_concurrent_calls.is_some() || self.rate.is_some() {
             self.parts.limits.calls = Some(CallLimits {
-                concurrent: self.max_concurrent_calls.map(tokio::sync::Semaphore::new),
+                concurrent: self
+                    .max_concurrent_calls
+                    .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
                 rate: self
                     .rate
                     .map(|(calls, interval)| RateLimiter::new(calls, interval)),

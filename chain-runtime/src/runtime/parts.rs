@@ -125,6 +125,7 @@ pub(crate) struct Limits {
     pub(super) calls: Option<CallLimits>,
     pub(super) run_budget: Option<RunBudget>,
     pub(super) run_deadline: Option<Duration>,
+    pub(super) in_flight_grace: Option<Duration>,
 }
 
 impl Limits {
@@ -136,6 +137,11 @@ impl Limits {
     /// Each run's token and cost cap, if any.
     pub(crate) fn run_budget(&self) -> Option<RunBudget> {
         self.run_budget
+    }
+
+    /// How long a failed run waits for its model calls still in flight.
+    pub(crate) fn in_flight_grace(&self) -> Duration {
+        self.in_flight_grace.unwrap_or(Duration::from_secs(30))
     }
 
     /// The longest a run may take, if capped.
