@@ -13,3 +13,54 @@ fn ui() {
     cases.compile_fail("tests/ui/loops/*.rs");
     cases.compile_fail("tests/ui/prompt/*.rs");
 }
+
+/// One mistake, one error: every compile-fail case yields exactly one
+/// `error`, except the cases listed here, each with why.
+#[test]
+fn one_mistake_gives_one_error() {
+    const MORE_THAN_ONE: &[(&str, &str)] = &[
+        (
+            "wiring/multiple_errors",
+            "three independent mistakes in one chain",
+        ),
+        // Still two errors today (issue: the first site should be a note).
+        (
+            "wiring/duplicate_key",
+            "the duplicate and its first definition",
+        ),
+        (
+            "routes/duplicate_key_across_routes",
+            "the duplicate and its first definition",
+        ),
+        // Still two errors today: `Serialize` and `Deserialize` each missing.
+        (
+            "step/output_not_serializable",
+            "one error per missing serde trait",
+        ),
+    ];
+    let mut offenders = Vec::new();
+    for topic in std::fs::read_dir("tests/ui").expect("tests/ui") {
+        let topic = topic.expect("an entry").path();
+        let Ok(cases) = std::fs::read_dir(&topic) else {
+            continue;
+        };
+        for case in cases {
+            let path = case.expect("an entry").path();
+            if path.extension().is_none_or(|ext| ext != "stderr") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a .stderr");
+            let errors = text.lines().filter(|l| l.starts_with("error")).count();
+            let name = format!(
+                "{}/{}",
+                topic.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+                path.file_stem().and_then(|n| n.to_str()).unwrap_or("")
+            );
+            let allowed = MORE_THAN_ONE.iter().any(|(case, _)| *case == name);
+            if errors != 1 && !allowed {
+                offenders.push(format!("{name}: {errors} errors"));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

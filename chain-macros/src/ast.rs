@@ -14,6 +14,7 @@ pub(crate) struct StepFn {
 }
 
 /// One parameter of a step function.
+#[derive(Clone)]
 pub(crate) struct Param {
     pub(crate) name: Ident,
     /// The type as written (`&str`, `Changes`).

@@ -42,8 +42,19 @@ pub(crate) fn step(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     match StepFn::from_syn(&mut cx, item_fn) {
         Some(step) if !cx.has_errors() => step::expand(&step),
-        _ => fallback::item_as_written(&cx, &item),
+        // A method (`self`) sits in an `impl` block, where no module can go.
+        Some(step) if !has_receiver(&step) => fallback::step_with_errors(&cx, &step),
+        Some(_) => fallback::item_as_written(&cx, &item),
+        None => fallback::item_as_written(&cx, &item),
     }
+}
+
+fn has_receiver(step: &StepFn) -> bool {
+    step.item
+        .sig
+        .inputs
+        .iter()
+        .any(|arg| matches!(arg, syn::FnArg::Receiver(_)))
 }
 
 /// `#[chain]`.

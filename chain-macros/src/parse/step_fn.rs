@@ -12,9 +12,20 @@ impl StepFn {
     pub(crate) fn from_syn(cx: &mut Ctxt, item: ItemFn) -> Option<StepFn> {
         let sig = &item.sig;
         check_plain_async_fn(cx, sig, "#[step]");
-        let mut inputs = sig.inputs.iter();
-        match inputs.next() {
-            Some(FnArg::Typed(first)) if is_step_cx_ref(&first.ty) => {}
+        let mut inputs = sig.inputs.iter().peekable();
+        match inputs.peek() {
+            Some(FnArg::Typed(first)) if is_step_cx_ref(&first.ty) => {
+                inputs.next();
+            }
+            Some(FnArg::Receiver(receiver)) => {
+                cx.error_spanned_by(
+                    receiver,
+                    "methods cannot be steps: a step is a free `async fn(cx: &StepCx, ...)`; move it out of the `impl` block (it can call the method)",
+                );
+                inputs.next();
+            }
+            // The other parameters are still read, so the step's interface
+            // exists and code using it reports no more errors.
             Some(other) => cx.error_spanned_by(
                 other,
                 "a step takes `cx: &StepCx` as its first parameter (use `_cx: &StepCx` if it needs none)",
@@ -59,11 +70,18 @@ impl StepFn {
             None => {
                 let message =
                     "a step returns `StepResult<T>` (or `Result<T, E>`), the value it produces";
+                // The interface emitted beside the error produces what was
+                // written (`-> String` stands for `StepResult<String>`).
                 match &sig.output {
-                    ReturnType::Default => cx.error_spanned_by(&sig.ident, message),
-                    ReturnType::Type(_, ty) => cx.error_spanned_by(ty, message),
+                    ReturnType::Default => {
+                        cx.error_spanned_by(&sig.ident, message);
+                        syn::parse_quote!(())
+                    }
+                    ReturnType::Type(_, ty) => {
+                        cx.error_spanned_by(ty, message);
+                        (**ty).clone()
+                    }
                 }
-                return None;
             }
         };
         Some(StepFn {
