@@ -7,23 +7,33 @@ use syn::LitStr;
 
 /// Removes the indentation a template has because it sits in indented code:
 /// a leading line break and trailing blank line go, and the smallest
-/// indentation of the non-blank lines is removed from every line.
+/// indentation of the non-blank lines is removed from every line. A first
+/// line written right after the opening quote has no code indentation: it is
+/// kept as written, and the lines after it are dedented among themselves.
 pub(crate) fn dedent(text: &str) -> String {
-    let text = text.strip_prefix('\n').unwrap_or(text);
+    let (text, first_inline) = match text.strip_prefix('\n') {
+        Some(rest) => (rest, false),
+        None => (text, true),
+    };
     let mut lines: Vec<&str> = text.split('\n').collect();
-    if lines.last().is_some_and(|l| l.trim().is_empty()) {
+    if lines.len() > 1 && lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }
+    let skip = usize::from(first_inline);
     let indent = lines
         .iter()
+        .skip(skip)
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.len() - l.trim_start().len())
         .min()
         .unwrap_or(0);
     lines
         .iter()
-        .map(|l| {
-            if l.len() >= indent {
+        .enumerate()
+        .map(|(n, l)| {
+            if n < skip {
+                l
+            } else if l.len() >= indent {
                 &l[indent..]
             } else {
                 l.trim_start()
@@ -100,6 +110,13 @@ mod tests {
         let text = "\n        Analyze this diff:\n          {diff}\n\n        Be brief.\n    ";
         assert_eq!(dedent(text), "Analyze this diff:\n  {diff}\n\nBe brief.");
         assert_eq!(dedent("one line {x}"), "one line {x}");
+        // A first line right after the quote: the rest is dedented alone.
+        let text =
+            "Summarize {text}\n            for {audience}:\n              - briefly\n        ";
+        assert_eq!(
+            dedent(text),
+            "Summarize {text}\nfor {audience}:\n  - briefly"
+        );
     }
 
     #[test]

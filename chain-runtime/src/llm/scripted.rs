@@ -149,6 +149,15 @@ impl Matcher {
         }
     }
 
+    /// How specific the rule is: lower wins.
+    fn rank(&self) -> u8 {
+        match self {
+            Matcher::Step(_) => 0,
+            Matcher::PromptContains(_) => 1,
+            Matcher::Any => 2,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Matcher::Step(step) => format!("step `{step}`"),
@@ -166,8 +175,10 @@ struct Rule {
 }
 
 /// A deterministic [`LanguageModel`]: replies are looked up by the calling
-/// step's name or by a substring of the prompt, in the order the rules were
-/// added; a request no rule matches is a clear [`LlmError::NoScript`].
+/// step's name, else by a substring of the prompt, else `otherwise` (the
+/// most specific rule wins, whatever the order they were added in; among
+/// rules of one kind, the first added); a request no rule matches is a
+/// clear [`LlmError::NoScript`].
 ///
 /// Clones share their rules' call counters and the call log, so a test can keep
 /// a clone and inspect [`ScriptedModel::calls`] after the run. The log keeps
@@ -261,13 +272,14 @@ impl ScriptedModel {
         self.rule(Matcher::Step(step.into()), reply.into())
     }
 
-    /// Replies to prompts that contain `needle`.
+    /// Replies to prompts that contain `needle`, from steps that have no
+    /// [`on_step`](ScriptedModel::on_step) rule of their own.
     #[must_use]
     pub fn on_prompt(self, needle: impl Into<String>, reply: impl Into<ScriptedReply>) -> Self {
         self.rule(Matcher::PromptContains(needle.into()), reply.into())
     }
 
-    /// Replies to anything no earlier rule matched.
+    /// Replies to anything no step or prompt rule matched.
     #[must_use]
     pub fn otherwise(self, reply: impl Into<ScriptedReply>) -> Self {
         self.rule(Matcher::Any, reply.into())
@@ -326,7 +338,13 @@ impl LanguageModel for ScriptedModel {
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<Completion, LlmError>> {
         self.log().push(request);
-        let rule = self.rules.iter().find(|rule| rule.matcher.matches(request));
+        // The most specific rule wins: the calling step's, then a prompt
+        // match, then `otherwise`; among rules of one kind, the first added.
+        let rule = self
+            .rules
+            .iter()
+            .filter(|rule| rule.matcher.matches(request))
+            .min_by_key(|rule| rule.matcher.rank());
         Box::pin(async move {
             let Some(rule) = rule else {
                 let known = if self.rules.is_empty() {
@@ -379,5 +397,33 @@ mod tests {
         assert_eq!(model.call_count(), 10);
         assert_eq!(model.calls_for("even"), 5);
         assert_eq!(model.calls_for("odd"), 5);
+    }
+
+    /// A prompt rule added first does not take the calls of a step that
+    /// has its own rule.
+    #[tokio::test]
+    async fn the_most_specific_rule_wins_whatever_the_order() {
+        let model = ScriptedModel::new()
+            .otherwise("fallback")
+            .on_prompt("refund", "prompt rule")
+            .on_step("classify", "step rule");
+        let ask = |step: &'static str, prompt: &str| {
+            let mut request = ChatRequest::user(prompt);
+            request.step = Some(step);
+            request
+        };
+        let reply = |request: ChatRequest| {
+            let model = model.clone();
+            async move { model.complete(&request).await.expect("answers").text }
+        };
+        assert_eq!(
+            reply(ask("classify", "a refund, please")).await,
+            "step rule"
+        );
+        assert_eq!(
+            reply(ask("answer", "a refund, please")).await,
+            "prompt rule"
+        );
+        assert_eq!(reply(ask("answer", "hello")).await, "fallback");
     }
 }

@@ -345,6 +345,12 @@ impl ExecutionReport {
     }
 
     /// Pairs of steps that ran at the same time, by name.
+    ///
+    /// It compares the steps' recorded start and end times, which are wall
+    /// clock: two steps that finish in microseconds may or may not overlap
+    /// on a busy machine. A test that asserts on it should run under
+    /// paused time (`#[tokio::test(start_paused = true)]`, with model
+    /// latencies from `ScriptedReply::after`), where the times are exact.
     pub fn overlapping(&self) -> Vec<(&'static str, &'static str)> {
         let mut pairs = Vec::new();
         for (i, a) in self.steps.iter().enumerate() {
