@@ -65,6 +65,9 @@ pub(crate) struct StepDecl {
     pub(crate) callee: Path,
     /// The keys passed, in order.
     pub(crate) args: Vec<Ident>,
+    /// `f(each list)`: the position of the mapped argument, and the `each`
+    /// token (for messages).
+    pub(crate) each: Option<(usize, Ident)>,
     pub(crate) options: StepOptions,
     /// The route arm it sits in, `None` at the top of the chain.
     pub(crate) scope: Option<ArmRef>,
@@ -124,6 +127,8 @@ pub(crate) struct StepOptions {
     pub(crate) deadline_ms: Option<u64>,
     /// `max_tokens = N`: the most tokens a model call of the step generates.
     pub(crate) max_tokens: Option<u32>,
+    /// `concurrency = N`: a map step's most items in flight, and its token.
+    pub(crate) concurrency: Option<(u32, Ident)>,
 }
 
 impl RouteDecl {

@@ -76,6 +76,11 @@ pub struct StepOptions {
     /// `max_tokens = N`: the most tokens each of the step's model calls may
     /// generate (a call's own `max_tokens` wins).
     pub max_tokens: Option<u32>,
+    /// `f(each list)`: the step runs once per element of the input at this
+    /// position (a map step); its key holds the results in input order.
+    pub each: Option<usize>,
+    /// `concurrency = N`: a map step's most items in flight (default 8).
+    pub concurrency: Option<u32>,
 }
 
 impl ChainDef {

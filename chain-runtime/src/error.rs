@@ -237,6 +237,8 @@ struct Inner {
     key: Option<&'static str>,
     index: Option<usize>,
     attempt: u32,
+    /// For a map step, the item that failed (from 0).
+    item: Option<usize>,
     completed: Map<String, Value>,
     kind: FailureKind,
 }
@@ -258,6 +260,7 @@ impl ChainError {
                 key: Some(key),
                 index: Some(index),
                 attempt,
+                item: None,
                 completed: Map::new(),
                 kind,
             }),
@@ -273,17 +276,31 @@ impl ChainError {
                 key: None,
                 index: None,
                 attempt: 0,
+                item: None,
                 completed: Map::new(),
                 kind,
             }),
         }
     }
 
-    /// Sets the completed outputs (the run's context when it failed).
+    /// Adds completed outputs (the run's context when it failed) to those
+    /// the error already holds (a map step's finished items).
     #[must_use]
     pub fn with_completed(mut self, completed: Map<String, Value>) -> Self {
-        self.inner.completed = completed;
+        self.inner.completed.extend(completed);
         self
+    }
+
+    /// Marks the error as that of item `item` (from 0) of a map step.
+    #[must_use]
+    pub fn with_item(mut self, item: usize) -> Self {
+        self.inner.item = Some(item);
+        self
+    }
+
+    /// For a failed map step, the item that failed (from 0).
+    pub fn item(&self) -> Option<usize> {
+        self.root_cause().inner.item
     }
 
     /// Name of the chain whose run failed.
@@ -379,6 +396,7 @@ impl fmt::Debug for ChainError {
             .field("key", &self.inner.key)
             .field("index", &self.inner.index)
             .field("attempt", &self.inner.attempt)
+            .field("item", &self.inner.item)
             .field("completed", &self.inner.completed)
             .field("kind", &self.inner.kind)
             .finish()
@@ -389,13 +407,22 @@ impl fmt::Display for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let root = self.root_cause();
         match (root.inner.step, root.inner.index) {
-            (Some(_), Some(index)) => write!(
-                f,
-                "step `{}` (#{index}) failed on attempt {}: {}",
-                self.path().join(" › "),
-                root.inner.attempt,
-                root.inner.kind
-            ),
+            (Some(_), Some(index)) => match root.inner.item {
+                Some(item) => write!(
+                    f,
+                    "step `{}` (#{index}) failed on item {item}, attempt {}: {}",
+                    self.path().join(" › "),
+                    root.inner.attempt,
+                    root.inner.kind
+                ),
+                None => write!(
+                    f,
+                    "step `{}` (#{index}) failed on attempt {}: {}",
+                    self.path().join(" › "),
+                    root.inner.attempt,
+                    root.inner.kind
+                ),
+            },
             _ => write!(
                 f,
                 "chain `{}` failed: {}",

@@ -133,7 +133,14 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
     let callee = child_path(&step.callee);
     let call_span = step.callee.span();
     let looping = step.options.max.is_some();
-    let args: Vec<TokenStream> = args.collect();
+    let mut args: Vec<TokenStream> = args.collect();
+    // A map step's mapped input is one element per run.
+    if let Some((position, _)) = &step.each
+        && let (Some(slot), Some(arg)) = (args.get_mut(*position), step.args.get(*position))
+    {
+        *slot =
+            quote_spanned!(arg.span()=> ::prompt_chain::__private::FromKey::from_key(__chain_item));
+    }
     let args = if looping {
         // A loop's first input is the previous iteration's output after the first.
         let mut args = args;
@@ -156,6 +163,8 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
             let out = Ident::new(&out.to_string(), path.span());
             if step.options.max.is_some() {
                 quote_spanned!(path.span()=> #out.validate_each(|__chain_v| #path(__chain_v)))
+            } else if step.each.is_some() {
+                quote_spanned!(path.span()=> #out.validate_items(|__chain_v| #path(__chain_v)))
             } else {
                 quote_spanned!(path.span()=> #out.validate(|__chain_v| #path(__chain_v)))
             }
@@ -164,7 +173,21 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
     };
     let value = format_ident!("__chain_value", span = call_span);
     let store = quote_spanned!(call_span=> #out.store(#value););
-    let run = if looping {
+    let run = if let Some((position, _)) = &step.each {
+        let span = step.args.get(*position).map_or(call_span, |arg| arg.span());
+        let list = format_ident!("__chain_a{}", position, span = span);
+        let items = quote_spanned!(span=> ::prompt_chain::__private::MapSource::items(#list));
+        quote! {
+            __chain_run
+                .map(
+                    #index,
+                    #items,
+                    move |__chain_cx: ::prompt_chain::StepCx, __chain_item| async move { #call },
+                    #validate,
+                )
+                .await?
+        }
+    } else if looping {
         let until = match &step.options.until {
             Some(path) => {
                 let path = child_path(path);

@@ -57,6 +57,14 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
             Some(n) => quote!(::core::option::Option::Some(#n)),
             None => quote!(::core::option::Option::None),
         };
+        let each = match &step.each {
+            Some((position, _)) => quote!(::core::option::Option::Some(#position)),
+            None => quote!(::core::option::Option::None),
+        };
+        let concurrency = match &step.options.concurrency {
+            Some((n, _)) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
         let cache = match step.options.cache_ms {
             Some(ms) => {
                 quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
@@ -78,6 +86,8 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
                     fallback_model: #fallback_model,
                     deadline: #deadline,
                     max_tokens: #max_tokens,
+                    each: #each,
+                    concurrency: #concurrency,
                 },
             }
         }

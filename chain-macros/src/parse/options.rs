@@ -37,7 +37,7 @@ enum Kind {
 }
 
 /// The options `step!` accepts, in the order messages list them.
-static OPTIONS: [OptionDef; 11] = [
+static OPTIONS: [OptionDef; 12] = [
     OptionDef {
         name: "validate",
         kind: Kind::Path(|options, path| options.validate = Some(path)),
@@ -103,6 +103,17 @@ static OPTIONS: [OptionDef; 11] = [
         takes: "`max_tokens` takes the most tokens a model call of the step may generate, such as `max_tokens = 300`",
     },
     OptionDef {
+        name: "concurrency",
+        kind: Kind::Count {
+            set: |options, n| {
+                options.concurrency =
+                    Some((n, Ident::new("concurrency", proc_macro2::Span::call_site())))
+            },
+            zero: Some("`concurrency` is the most items of a map step in flight: at least 1"),
+        },
+        takes: "`concurrency` takes the most items of a map step in flight, such as `concurrency = 8`",
+    },
+    OptionDef {
         name: "cache",
         kind: Kind::Duration(|options, ms| options.cache_ms = Some(ms)),
         takes: "`cache` takes how long a result stays reusable, with its unit: `30s`, `10m`, `1h`",
@@ -125,6 +136,10 @@ pub(super) fn parse_options(cx: &mut Ctxt, raw: Vec<(Ident, Expr)>) -> StepOptio
         match OPTIONS.iter().find(|option| option.name == label) {
             Some(option) => option.read(cx, &mut options, value),
             None => unknown_option(cx, &name, &label),
+        }
+        // Messages about the option point at its name.
+        if let Some((n, _)) = options.concurrency.take() {
+            options.concurrency = Some((n, name.clone()));
         }
         seen.push(label);
     }
@@ -350,7 +365,7 @@ mod tests {
             option("colour", parse_quote!(3)),
         ]);
         let list = "the options are `validate`, `retry`, `reask`, `timeout`, `deadline`, \
-                    `fallback`, `fallback_model`, `until`, `max`, `max_tokens` and `cache`";
+                    `fallback`, `fallback_model`, `until`, `max`, `max_tokens`, `concurrency` and `cache`";
         assert_eq!(
             errors,
             [

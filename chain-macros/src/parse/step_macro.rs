@@ -17,8 +17,35 @@ struct RawStep {
     key: Ident,
     ty: Option<Type>,
     callee: Path,
-    args: Punctuated<Expr, Token![,]>,
+    args: Punctuated<RawArg, Token![,]>,
     options: Vec<(Ident, Expr)>,
+}
+
+/// One argument as written: a key, `each key` (a map step), or a mistake.
+struct RawArg {
+    each: Option<Ident>,
+    expr: Expr,
+}
+
+impl Parse for RawArg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let each = if input.peek(Ident) && input.peek2(Ident) {
+            let fork = input.fork();
+            let word: Ident = fork.parse()?;
+            if word == "each" {
+                input.parse::<Ident>()?;
+                Some(word)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        Ok(RawArg {
+            each,
+            expr: input.parse()?,
+        })
+    }
 }
 
 impl Parse for RawStep {
@@ -106,8 +133,21 @@ pub(super) fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> O
         }
     };
     let mut args = Vec::new();
-    for arg in &raw.args {
-        match arg {
+    let mut each: Option<(usize, Ident)> = None;
+    for (position, raw_arg) in raw.args.iter().enumerate() {
+        if let Some(word) = &raw_arg.each {
+            match &each {
+                None => each = Some((position, word.clone())),
+                Some(_) => cx.error_spanned_by(
+                    word,
+                    format!(
+                        "step `{}` maps over two inputs: a map step runs once per element of one list (`each`); zip the lists into one in a step first",
+                        raw.key
+                    ),
+                ),
+            }
+        }
+        match &raw_arg.expr {
             Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
                 args.extend(path.path.get_ident().cloned());
             }
@@ -128,12 +168,50 @@ pub(super) fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> O
             "a loop step feeds each output back in as its first input, so it needs at least one input",
         );
     }
+    if let Some((_, word)) = &each {
+        map_options(cx, &raw.key, word, &options);
+    } else if let Some((_, name)) = &options.concurrency {
+        cx.error_spanned_by(
+            name,
+            format!(
+                "`concurrency` bounds the items of a map step in flight, but step `{}` maps over nothing: write `f(each list)` to run it once per element",
+                raw.key
+            ),
+        );
+    }
     Some(StepDecl {
         key: raw.key,
         ty: raw.ty,
         callee: raw.callee,
         args,
+        each,
         options,
         scope,
     })
+}
+
+/// Reports the options a map step cannot take (yet), on their values' step.
+fn map_options(cx: &mut Ctxt, key: &Ident, each: &Ident, options: &crate::ast::StepOptions) {
+    let refused = [
+        (options.max.is_some(), "`max` (a loop)"),
+        (options.until.is_some(), "`until` (a loop)"),
+        (options.cache_ms.is_some(), "`cache`"),
+        (options.fallback.is_some(), "`fallback`"),
+        (options.fallback_model.is_some(), "`fallback_model`"),
+        (options.deadline_ms.is_some(), "`deadline`"),
+    ];
+    let refused: Vec<&str> = refused
+        .iter()
+        .filter(|(given, _)| *given)
+        .map(|(_, option)| *option)
+        .collect();
+    if !refused.is_empty() {
+        cx.error_spanned_by(
+            each,
+            format!(
+                "map step `{key}` cannot take {}: a map step takes `retry`, `reask`, `timeout`, `validate`, `max_tokens` and `concurrency`, which apply to each element",
+                refused.join(" or ")
+            ),
+        );
+    }
 }

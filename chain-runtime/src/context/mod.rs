@@ -98,7 +98,18 @@ impl StepCx {
         self.attempt
     }
 
-    /// The current iteration of a loop step, from 1 (always 1 for other steps).
+    /// For a map step (`f(each list)`), the position of the element this
+    /// run of the step handles, from 0; `None` for other steps.
+    pub fn item(&self) -> Option<usize> {
+        let step = self.run.chain.steps.get(self.index)?;
+        step.options
+            .each
+            .map(|_| self.iteration.saturating_sub(1) as usize)
+    }
+
+    /// The current iteration of a loop step, from 1 (always 1 for other
+    /// steps; for a map step, the element's position from 1: each element
+    /// is its own unit of work).
     pub fn iteration(&self) -> u32 {
         self.iteration
     }

@@ -61,6 +61,34 @@ impl<'a, T> FromKey<'a, Option<T>> for Option<&'a T> {
     }
 }
 
+/// A key a map step runs over (`f(each key)`): a list, whose elements feed
+/// the step one at a time.
+#[diagnostic::on_unimplemented(
+    message = "a map step runs once per element of a list, but this key holds `{Self}`",
+    label = "`each` needs a list here, such as `Vec<T>`",
+    note = "map over a key of type `Vec<T>`: the step then takes one element per run (`&T`, or `T` if it is `Clone`)"
+)]
+pub trait MapSource {
+    /// The element type.
+    type Item;
+    /// The elements, in order.
+    fn items(&self) -> &[Self::Item];
+}
+
+impl<T> MapSource for Vec<T> {
+    type Item = T;
+    fn items(&self) -> &[T] {
+        self
+    }
+}
+
+impl<T> MapSource for crate::Loop<Vec<T>> {
+    type Item = T;
+    fn items(&self) -> &[T] {
+        &self.value
+    }
+}
+
 /// A step's output stored under a key: the types must be equal. Spelled as a
 /// trait so a mismatch (two route arms producing different types, a wrong
 /// `key: Type` annotation) gets a message in the user's terms.

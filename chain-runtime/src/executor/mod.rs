@@ -5,8 +5,9 @@
 //! One concern per file: the run's lifecycle (`run`), a step to its output
 //! (`step`), one attempt and the loop of attempts (`attempt`), the pure
 //! retry / re-ask / fallback decisions (`policy`), restore and save
-//! (`durability`), the step cache (`cache`), loops (`looping`), routes
-//! (`route`), slots, keys and the join, and a failed run's context.
+//! (`durability`), the step cache (`cache`), loops (`looping`), map steps
+//! (`map`), routes (`route`), slots, keys and the join, and a failed run's
+//! context.
 
 mod attempt;
 mod cache;
@@ -16,6 +17,7 @@ mod join;
 mod keys;
 mod lease;
 mod looping;
+mod map;
 mod policy;
 mod route;
 mod run;
@@ -25,6 +27,6 @@ mod step;
 pub(crate) use durability::load_input;
 pub use error_context::{ContextValue, with_completed};
 pub use join::{Branch, RunDeadline, join_steps, join_steps_within};
-pub use keys::{FromKey, KeyType};
+pub use keys::{FromKey, KeyType, MapSource};
 pub use run::{RunCx, RunOptions};
 pub use slot::Slot;

@@ -30,6 +30,17 @@ impl<T> Slot<crate::Loop<T>> {
     }
 }
 
+impl<T> Slot<Vec<T>> {
+    /// Checks a map step's `validate = path` hook against one element of
+    /// this key (the hook sees each item's output).
+    pub fn validate_items<E: std::fmt::Display>(
+        &self,
+        hook: impl Fn(&T) -> Result<(), E>,
+    ) -> impl Fn(&T) -> Result<(), String> {
+        message_of(hook)
+    }
+}
+
 impl<T> Slot<T> {
     /// Checks a `validate = path` hook against this key's type.
     pub fn validate<E: std::fmt::Display>(

@@ -20,7 +20,10 @@ pub struct ScriptedReply {
 }
 
 impl ScriptedReply {
-    fn from_completion_fn(
+    /// A reply computed from the request and the rule's call number (from
+    /// 0): a whole [`Completion`] (its finish reason and usage too), or an
+    /// error, such as a failure for one input among many.
+    pub fn from_completion_fn(
         f: impl Fn(&ChatRequest, usize) -> Result<Completion, LlmError> + Send + Sync + 'static,
     ) -> Self {
         Self {

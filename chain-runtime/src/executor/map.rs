@@ -1,0 +1,140 @@
+//! Map steps (`step!(key = f(each list))`): the step runs once per element
+//! of a list, at most `concurrency` at a time, each element its own unit of
+//! work (its own attempts and policies, its own journal entry, its own
+//! address for sub-chains); the key holds the results in input order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::attempt::{Attempted, Attempts};
+use super::run::RunCx;
+use crate::context::StepCx;
+use crate::error::{ChainError, StepResult};
+
+/// Items in flight when a map step sets no `concurrency = N`.
+pub(crate) const DEFAULT_CONCURRENCY: u32 = 8;
+
+impl RunCx {
+    /// Runs map step `index` over `items`: `call` runs once per element
+    /// (each with the step's attempts, validation and re-asks, under its
+    /// own unit address: element `i` is iteration `i + 1`), at most the
+    /// step's `concurrency` at a time; the results come back in input
+    /// order. Elements saved by an earlier execution of the run are
+    /// restored, not run. The first element that fails for good stops the
+    /// map (the others in flight are cancelled): the error names it, and
+    /// its context holds the finished elements (`null` for the others).
+    pub async fn map<'a, E, T, F, Fut, V>(
+        &self,
+        index: usize,
+        items: &'a [E],
+        call: F,
+        validate: V,
+    ) -> Result<Vec<T>, ChainError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(StepCx, &'a E) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
+        let def = self.step_def(index)?;
+        let concurrency = def
+            .options
+            .concurrency
+            .unwrap_or(DEFAULT_CONCURRENCY)
+            .max(1) as usize;
+        let mut results: Vec<Option<T>> = Vec::with_capacity(items.len());
+        for item in 0..items.len() {
+            results.push(self.restore::<T>(def, index, unit(item))?);
+        }
+        let measure = self.shared.runtime.observation().measure_outputs() && self.store().is_none();
+        let started = self.now();
+        self.shared.record(index, |record| {
+            record.ready_at.get_or_insert(started);
+            record.started_at.get_or_insert(started);
+        });
+        // One element's attempts; its future exists only while it runs.
+        let run_item = |item: usize| {
+            let what = Attempts {
+                def,
+                index,
+                iteration: unit(item),
+                model_override: None,
+                finishes: false,
+                measure,
+            };
+            let element = &items[item];
+            let call = &call;
+            let validate = &validate;
+            async move {
+                let attempted = self
+                    .attempts(what, move |cx| call(cx, element), validate)
+                    .await;
+                (item, attempted)
+            }
+        };
+        let missing: Vec<usize> = (0..items.len())
+            .filter(|&item| results[item].is_none())
+            .collect();
+        let mut waiting = missing.into_iter();
+        let mut running = Vec::with_capacity(concurrency.min(items.len()));
+        loop {
+            while running.len() < concurrency {
+                match waiting.next() {
+                    Some(item) => running.push(Box::pin(run_item(item))),
+                    None => break,
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            let (slot, (item, attempted)) = std::future::poll_fn(|cx| {
+                for (slot, future) in running.iter_mut().enumerate() {
+                    if let Poll::Ready(out) = Pin::as_mut(future).poll(cx) {
+                        return Poll::Ready((slot, out));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            drop(running.swap_remove(slot));
+            let saved = match attempted {
+                Ok(Attempted { value, .. }) => self.save(def, index, unit(item), &value).await.map(
+                    // The first output recorded for the unit wins.
+                    |recorded| recorded.unwrap_or(value),
+                ),
+                Err(error) => Err(error.with_item(item)),
+            };
+            match saved {
+                Ok(value) => results[item] = Some(value),
+                Err(error) => {
+                    drop(running);
+                    self.end(index, false, None);
+                    let finished: Vec<Value> = results
+                        .iter()
+                        .map(|value| {
+                            value.as_ref().map_or(Value::Null, |value| {
+                                serde_json::to_value(value).unwrap_or(Value::Null)
+                            })
+                        })
+                        .collect();
+                    let mut context = serde_json::Map::new();
+                    context.insert(def.key.to_owned(), Value::Array(finished));
+                    return Err(error.with_completed(context));
+                }
+            }
+        }
+        self.end(index, true, None);
+        Ok(results.into_iter().flatten().collect())
+    }
+}
+
+/// The unit (iteration) of element `item`: elements count from 1, as
+/// iterations do; 0 is the step's whole output.
+fn unit(item: usize) -> u32 {
+    u32::try_from(item).map_or(u32::MAX, |item| item.saturating_add(1))
+}

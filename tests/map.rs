@@ -1,0 +1,331 @@
+//! Map steps: `step!(key = f(each list), concurrency = N)` runs the step
+//! once per element, at most N at a time, each element its own unit (its
+//! own attempts, journal entry and address); the key holds the results in
+//! input order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use prompt_chain::llm::ScriptedReply;
+use prompt_chain::prelude::*;
+use prompt_chain::store::MemoryStore;
+use prompt_chain::{RunId, report::StepStatus};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[step]
+async fn split(_cx: &StepCx, text: &str) -> StepResult<Vec<String>> {
+    Ok(text.split(',').map(str::to_owned).collect())
+}
+
+/// Asks the model about one issue; the reply is the issue's sentiment.
+#[step]
+async fn classify(cx: &StepCx, issue: &str, tone: &str) -> StepResult<String> {
+    // In a map step, the element's position; in a sub-chain mapped by its
+    // caller, the step itself is not a map.
+    let item = cx.item().map_or("-".to_owned(), |item| item.to_string());
+    let reply = cx
+        .llm()
+        .text(format!("{tone}: classify #{item} {issue}"))
+        .await?;
+    Ok(reply)
+}
+
+#[step]
+async fn count(_cx: &StepCx, sentiments: &[String]) -> StepResult<usize> {
+    Ok(sentiments.len())
+}
+
+#[chain]
+async fn sentiments(text: String, tone: String) -> usize {
+    step!(issues = split(text));
+    step!(labels = classify(each issues, tone), concurrency = 16, retry = 1);
+    step!(total = count(labels));
+    total
+}
+
+fn echo_model() -> ScriptedModel {
+    // Each reply is the issue itself, after 50 ms.
+    ScriptedModel::new().on_step(
+        "classify",
+        ScriptedReply::from_fn(|request| {
+            request
+                .prompt()
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .after(MS * 50),
+    )
+}
+
+fn input(n: usize) -> sentiments::Input {
+    sentiments::Input {
+        text: (0..n)
+            .map(|i| format!("i{i}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        tone: "neutral".into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_items_sixteen_at_a_time_take_exactly_ceil_n_over_c_rounds() {
+    let model = echo_model();
+    let rt = Runtime::builder().model(model.clone()).build();
+    let outcome = sentiments::execute(&rt, input(1000)).await;
+    let out = outcome.result.expect("every item answers");
+    assert_eq!(out.total, 1000);
+    // In input order, whatever order they finished in.
+    let expected: Vec<String> = (0..1000).map(|i| format!("i{i}")).collect();
+    assert_eq!(out.labels, expected);
+    // ceil(1000 / 16) = 63 rounds of 50 ms.
+    let map = outcome.report.step("labels").expect("recorded");
+    assert_eq!(map.duration(), Some(MS * 50 * 63));
+    assert_eq!(map.status, StepStatus::Succeeded);
+    assert_eq!(map.attempts, 1000);
+    assert_eq!(model.call_count(), 1000);
+    // The shared input reached every item; each item knew its position.
+    let calls = model.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.prompt().starts_with("neutral: classify #"))
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.prompt() == "neutral: classify #999 i999")
+    );
+}
+
+fn failing_at(bad: &'static str, calls: Arc<AtomicUsize>) -> ScriptedModel {
+    ScriptedModel::new().on_step(
+        "classify",
+        ScriptedReply::from_completion_fn(move |request, _| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let issue = request.prompt().rsplit(' ').next().unwrap_or_default();
+            if issue == bad {
+                Err(prompt_chain::llm::LlmError::Scripted {
+                    message: format!("cannot read {issue}"),
+                    retryable: false,
+                })
+            } else {
+                Ok(prompt_chain::llm::Completion {
+                    text: issue.to_owned(),
+                    finish_reason: prompt_chain::llm::FinishReason::Stop,
+                    usage: prompt_chain::llm::Usage::new(3, 1),
+                })
+            }
+        })
+        .after(MS * 10),
+    )
+}
+
+/// Items 0–4 answer after 2 ms, item 5 fails after 5 ms, the rest answer
+/// after 10 ms.
+#[derive(Debug)]
+struct Staggered {
+    calls: Arc<AtomicUsize>,
+}
+
+impl prompt_chain::llm::LanguageModel for Staggered {
+    fn name(&self) -> &str {
+        "staggered"
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a prompt_chain::llm::ChatRequest,
+    ) -> prompt_chain::llm::BoxFuture<
+        'a,
+        Result<prompt_chain::llm::Completion, prompt_chain::llm::LlmError>,
+    > {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let issue = request
+            .prompt()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let n: usize = issue.trim_start_matches('i').parse().unwrap_or(0);
+        Box::pin(async move {
+            let after = match n {
+                0..=4 => 2,
+                5 => 5,
+                _ => 10,
+            };
+            tokio::time::sleep(MS * after).await;
+            if n == 5 {
+                return Err(prompt_chain::llm::LlmError::Scripted {
+                    message: format!("cannot read {issue}"),
+                    retryable: false,
+                });
+            }
+            Ok(prompt_chain::llm::Completion {
+                text: issue,
+                finish_reason: prompt_chain::llm::FinishReason::Stop,
+                usage: prompt_chain::llm::Usage::new(3, 1),
+            })
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_failed_item_stops_the_map_and_is_named_with_the_finished_ones_kept() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder()
+        .model(Staggered {
+            calls: Arc::clone(&calls),
+        })
+        .build();
+    let outcome = sentiments::execute(&rt, input(40)).await;
+    let error = outcome.result.expect_err("item 5 fails");
+    assert_eq!(error.item(), Some(5));
+    assert_eq!(error.key(), Some("labels"));
+    assert!(
+        error.to_string().contains("failed on item 5, attempt 1: ")
+            && error.to_string().contains("cannot read i5"),
+        "{error}"
+    );
+    // 16 started at once; items 0–4 finished at 2 ms and 5 more started;
+    // item 5 failed at 5 ms, cancelling the others; the rest never started.
+    assert_eq!(calls.load(Ordering::SeqCst), 21);
+    let finished = error.completed().get("labels").expect("the map's context");
+    let finished = finished.as_array().expect("one entry per item");
+    assert_eq!(finished.len(), 40);
+    let kept: Vec<_> = finished
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(item, value)| (item, value.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let expected: Vec<_> = (0..5).map(|i| (i, format!("i{i}"))).collect();
+    assert_eq!(kept, expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_map_runs_only_the_items_it_had_not_finished() {
+    let store = Arc::new(MemoryStore::new());
+    let id = RunId::named("map-resume").expect("a valid id");
+    // First execution: items 0..16 run at once; i20 fails in the second round.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder()
+        .model(failing_at("i20", Arc::clone(&calls)))
+        .checkpoints(Arc::clone(&store))
+        .build();
+    let outcome = sentiments::execute_as(&rt, id, input(24)).await;
+    assert_eq!(outcome.result.expect_err("i20 fails").item(), Some(20));
+    let first = calls.load(Ordering::SeqCst);
+    assert_eq!(first, 24, "two rounds: 16, then the last 8");
+
+    // The model is fixed: only the items without a saved output run again.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder()
+        .model(failing_at("none", Arc::clone(&calls)))
+        .checkpoints(Arc::clone(&store))
+        .build();
+    let outcome = sentiments::execute_as(&rt, id, input(24)).await;
+    let out = outcome.result.expect("the rest succeeds");
+    assert_eq!(out.total, 24);
+    let expected: Vec<String> = (0..24).map(|i| format!("i{i}")).collect();
+    assert_eq!(out.labels, expected);
+    let rerun = calls.load(Ordering::SeqCst);
+    assert!(
+        (1..=8).contains(&rerun),
+        "only the unfinished items of the second round ran again: {rerun}"
+    );
+}
+
+#[chain]
+async fn classify_one(issue: String, tone: String) -> String {
+    step!(label = classify(issue, tone));
+    label
+}
+
+#[chain]
+async fn nested(text: String, tone: String) -> usize {
+    step!(issues = split(text));
+    step!(labels = classify_one(each issues, tone), concurrency = 4);
+    step!(total = count_nested(labels));
+    total
+}
+
+#[step]
+async fn count_nested(_cx: &StepCx, labels: &[String]) -> StepResult<usize> {
+    Ok(labels.iter().filter(|label| label.starts_with('i')).count())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sub_chain_can_be_mapped_each_item_its_own_run() {
+    let rt = Runtime::builder().model(echo_model()).build();
+    let outcome = nested::execute(
+        &rt,
+        nested::Input {
+            text: "i0,i1,i2,i3,i4,i5,i6,i7,i8".into(),
+            tone: "calm".into(),
+        },
+    )
+    .await;
+    assert_eq!(outcome.result.expect("ok").total, 9);
+    let map = outcome.report.step("labels").expect("recorded");
+    assert_eq!(map.sub_runs.len(), 9);
+    let ids: std::collections::HashSet<_> = map.sub_runs.iter().map(|s| s.report.run_id).collect();
+    assert_eq!(ids.len(), 9, "each item has its own sub-run id");
+    // ceil(9 / 4) = 3 rounds of 50 ms.
+    assert_eq!(map.duration(), Some(MS * 150));
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Size {
+    Small,
+    Large,
+}
+
+#[step]
+async fn size(_cx: &StepCx, issues: &[String]) -> StepResult<Size> {
+    Ok(if issues.len() > 2 {
+        Size::Large
+    } else {
+        Size::Small
+    })
+}
+
+#[step]
+async fn summarize_all(_cx: &StepCx, issues: &[String]) -> StepResult<Vec<String>> {
+    Ok(vec![issues.join("+")])
+}
+
+#[chain]
+async fn routed(text: String, tone: String) -> Vec<String> {
+    step!(issues = split(text));
+    step!(kind = size(issues));
+    route!(kind {
+        Size::Large => step!(labels = classify(each issues, tone), concurrency = 2),
+        Size::Small => step!(labels = summarize_all(issues)),
+    });
+    labels
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_runs_inside_a_route_arm() {
+    let rt = Runtime::builder().model(echo_model()).build();
+    let run = |text: &str| {
+        routed::execute(
+            &rt,
+            routed::Input {
+                text: text.into(),
+                tone: "dry".into(),
+            },
+        )
+    };
+    let outcome = run("i0,i1,i2").await;
+    assert_eq!(outcome.result.expect("ok").labels, ["i0", "i1", "i2"]);
+    // ceil(3 / 2) = 2 rounds of 50 ms.
+    let map = outcome.report.step("labels").expect("recorded");
+    assert_eq!(map.duration(), Some(MS * 100));
+    let outcome = run("i0,i1").await;
+    assert_eq!(outcome.result.expect("ok").labels, ["i0+i1"]);
+}
