@@ -73,9 +73,9 @@ pub use prompt_chain_macros::{chain, prompt, step};
 #[cfg(feature = "structured")]
 pub use prompt_chain_runtime::schemars;
 pub use prompt_chain_runtime::{
-    BoxError, ChainError, FailureKind, InvalidRunId, Llm, Loop, LoopStop, Outcome, RunId, Runtime,
-    RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, events, llm, policy, report,
-    store,
+    BoxError, ChainError, FailureKind, InvalidRunId, ItemError, Llm, Loop, LoopStop, Outcome,
+    RunId, Runtime, RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, events, llm,
+    policy, report, store,
 };
 
 #[doc(hidden)]

@@ -329,3 +329,47 @@ async fn a_map_runs_inside_a_route_arm() {
     let outcome = run("i0,i1").await;
     assert_eq!(outcome.result.expect("ok").labels, ["i0+i1"]);
 }
+
+#[chain]
+async fn tolerant(text: String, tone: String) -> Vec<Result<String, prompt_chain::ItemError>> {
+    step!(issues = split(text));
+    step!(labels = classify(each issues, tone), concurrency = 16, on_error = collect);
+    labels
+}
+
+#[tokio::test(start_paused = true)]
+async fn collecting_keeps_going_past_a_bad_item_and_types_each_outcome() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder()
+        .model(Staggered {
+            calls: Arc::clone(&calls),
+        })
+        .build();
+    let input = input(40);
+    let outcome = tolerant::execute(
+        &rt,
+        tolerant::Input {
+            text: input.text,
+            tone: input.tone,
+        },
+    )
+    .await;
+    let labels = outcome
+        .result
+        .expect("one bad item does not sink the batch")
+        .labels;
+    assert_eq!(labels.len(), 40);
+    assert_eq!(calls.load(Ordering::SeqCst), 40);
+    for (item, label) in labels.iter().enumerate() {
+        match label {
+            Ok(label) => assert_eq!(label, &format!("i{item}")),
+            Err(error) => {
+                assert_eq!(item, 5);
+                assert_eq!(error.item, 5);
+                assert!(!error.retryable);
+                assert!(error.message.contains("cannot read i5"), "{error}");
+            }
+        }
+    }
+    assert_eq!(labels.iter().filter(|l| l.is_err()).count(), 1);
+}

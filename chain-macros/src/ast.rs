@@ -129,6 +129,18 @@ pub(crate) struct StepOptions {
     pub(crate) max_tokens: Option<u32>,
     /// `concurrency = N`: a map step's most items in flight, and its token.
     pub(crate) concurrency: Option<(u32, Ident)>,
+    /// `on_error = collect | stop`: what a map step does when an element fails.
+    pub(crate) on_error: Option<Path>,
+}
+
+impl StepDecl {
+    /// Whether a map step keeps going past failed elements (`on_error = collect`).
+    pub(crate) fn collects(&self) -> bool {
+        self.options
+            .on_error
+            .as_ref()
+            .is_some_and(|path| path.is_ident("collect"))
+    }
 }
 
 impl RouteDecl {

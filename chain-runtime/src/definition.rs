@@ -81,6 +81,9 @@ pub struct StepOptions {
     pub each: Option<usize>,
     /// `concurrency = N`: a map step's most items in flight (default 8).
     pub concurrency: Option<u32>,
+    /// `on_error = collect`: a map step keeps going when an element fails,
+    /// and its key holds one `Result` per element.
+    pub collect: bool,
 }
 
 impl ChainDef {

@@ -298,9 +298,25 @@ impl ChainError {
         self
     }
 
-    /// For a failed map step, the item that failed (from 0).
+    /// For a failed map step, the item that failed (from 0): the
+    /// outermost map on the failure's path (a mapped sub-chain's element,
+    /// not a map inside it).
     pub fn item(&self) -> Option<usize> {
-        self.root_cause().inner.item
+        self.item_with_key().map(|(item, _)| item)
+    }
+
+    /// The outermost map element on the failure's path, with its map's key.
+    fn item_with_key(&self) -> Option<(usize, Option<&'static str>)> {
+        let mut current = self;
+        loop {
+            if let Some(item) = current.inner.item {
+                return Some((item, current.inner.key));
+            }
+            match &current.inner.kind {
+                FailureKind::Failed { source, .. } => current = source.downcast_ref()?,
+                _ => return None,
+            }
+        }
     }
 
     /// Name of the chain whose run failed.
@@ -407,15 +423,23 @@ impl fmt::Display for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let root = self.root_cause();
         match (root.inner.step, root.inner.index) {
-            (Some(_), Some(index)) => match root.inner.item {
-                Some(item) => write!(
+            (Some(_), Some(index)) => match (root.inner.item, self.item_with_key()) {
+                (Some(item), _) => write!(
                     f,
                     "step `{}` (#{index}) failed on item {item}, attempt {}: {}",
                     self.path().join(" › "),
                     root.inner.attempt,
                     root.inner.kind
                 ),
-                None => write!(
+                (None, Some((item, key))) => write!(
+                    f,
+                    "step `{}` (#{index}) failed on attempt {} (in item {item} of `{}`): {}",
+                    self.path().join(" › "),
+                    root.inner.attempt,
+                    key.unwrap_or("?"),
+                    root.inner.kind
+                ),
+                (None, None) => write!(
                     f,
                     "step `{}` (#{index}) failed on attempt {}: {}",
                     self.path().join(" › "),

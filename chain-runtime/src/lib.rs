@@ -42,7 +42,7 @@ pub mod policy {
 pub use context::{Llm, StepCx};
 pub use error::{BoxError, ChainError, FailureKind, StepError, StepResult};
 pub use ids::{InvalidRunId, RunId};
-pub use looping::{Loop, LoopStop};
+pub use looping::{ItemError, Loop, LoopStop};
 pub use report::Outcome;
 pub use runtime::{Runtime, RuntimeBuilder};
 #[cfg(feature = "structured")]

@@ -19,6 +19,22 @@ pub struct Loop<T> {
     pub stop: LoopStop,
 }
 
+/// Why one element of a map step that collects its failures
+/// (`on_error = collect`) has no output: its key holds
+/// `Vec<Result<U, ItemError>>`, one entry per element.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("item {item} failed on attempt {attempts}: {message}")]
+pub struct ItemError {
+    /// The element's position, from 0.
+    pub item: usize,
+    /// The attempts it used.
+    pub attempts: u32,
+    /// Why it failed (the step's error, as text).
+    pub message: String,
+    /// Whether a retry could have helped.
+    pub retryable: bool,
+}
+
 /// Why a loop stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -163,6 +163,8 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
             let out = Ident::new(&out.to_string(), path.span());
             if step.options.max.is_some() {
                 quote_spanned!(path.span()=> #out.validate_each(|__chain_v| #path(__chain_v)))
+            } else if step.each.is_some() && step.collects() {
+                quote_spanned!(path.span()=> #out.validate_collected(|__chain_v| #path(__chain_v)))
             } else if step.each.is_some() {
                 quote_spanned!(path.span()=> #out.validate_items(|__chain_v| #path(__chain_v)))
             } else {
@@ -177,9 +179,14 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
         let span = step.args.get(*position).map_or(call_span, |arg| arg.span());
         let list = format_ident!("__chain_a{}", position, span = span);
         let items = quote_spanned!(span=> ::prompt_chain::__private::MapSource::items(#list));
+        let method = if step.collects() {
+            format_ident!("map_collect")
+        } else {
+            format_ident!("map")
+        };
         quote! {
             __chain_run
-                .map(
+                .#method(
                     #index,
                     #items,
                     move |__chain_cx: ::prompt_chain::StepCx, __chain_item| async move { #call },

@@ -65,6 +65,7 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
             Some((n, _)) => quote!(::core::option::Option::Some(#n)),
             None => quote!(::core::option::Option::None),
         };
+        let collect = step.collects();
         let cache = match step.options.cache_ms {
             Some(ms) => {
                 quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
@@ -88,6 +89,7 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
                     max_tokens: #max_tokens,
                     each: #each,
                     concurrency: #concurrency,
+                    collect: #collect,
                 },
             }
         }

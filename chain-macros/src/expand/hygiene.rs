@@ -46,6 +46,8 @@ pub(super) fn slot_type(step: &StepDecl) -> TokenStream {
             let output = quote_spanned!(step.callee.span()=> <#callee::Step as ::prompt_chain::Step>::Output);
             if step.options.max.is_some() {
                 quote!(::prompt_chain::Loop<#output>)
+            } else if step.each.is_some() && step.collects() {
+                quote!(::std::vec::Vec<::core::result::Result<#output, ::prompt_chain::ItemError>>)
             } else if step.each.is_some() {
                 quote!(::std::vec::Vec<#output>)
             } else {

@@ -37,7 +37,7 @@ enum Kind {
 }
 
 /// The options `step!` accepts, in the order messages list them.
-static OPTIONS: [OptionDef; 12] = [
+static OPTIONS: [OptionDef; 13] = [
     OptionDef {
         name: "validate",
         kind: Kind::Path(|options, path| options.validate = Some(path)),
@@ -112,6 +112,11 @@ static OPTIONS: [OptionDef; 12] = [
             zero: Some("`concurrency` is the most items of a map step in flight: at least 1"),
         },
         takes: "`concurrency` takes the most items of a map step in flight, such as `concurrency = 8`",
+    },
+    OptionDef {
+        name: "on_error",
+        kind: Kind::Path(|options, path| options.on_error = Some(path)),
+        takes: "`on_error` takes `stop` (the first failed element stops the map) or `collect` (the key holds a `Result` per element)",
     },
     OptionDef {
         name: "cache",
@@ -365,7 +370,7 @@ mod tests {
             option("colour", parse_quote!(3)),
         ]);
         let list = "the options are `validate`, `retry`, `reask`, `timeout`, `deadline`, \
-                    `fallback`, `fallback_model`, `until`, `max`, `max_tokens`, `concurrency` and `cache`";
+                    `fallback`, `fallback_model`, `until`, `max`, `max_tokens`, `concurrency`, `on_error` and `cache`";
         assert_eq!(
             errors,
             [

@@ -168,8 +168,24 @@ pub(super) fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> O
             "a loop step feeds each output back in as its first input, so it needs at least one input",
         );
     }
+    if let Some(path) = &options.on_error
+        && !(path.is_ident("collect") || path.is_ident("stop"))
+    {
+        cx.error_spanned_by(
+            path,
+            "`on_error` takes `stop` (the first failed element stops the map) or `collect` (the key holds a `Result` per element)",
+        );
+    }
     if let Some((_, word)) = &each {
         map_options(cx, &raw.key, word, &options);
+    } else if let Some(path) = &options.on_error {
+        cx.error_spanned_by(
+            path,
+            format!(
+                "`on_error` says what a map step does when an element fails, but step `{}` maps over nothing: write `f(each list)` to run it once per element",
+                raw.key
+            ),
+        );
     } else if let Some((_, name)) = &options.concurrency {
         cx.error_spanned_by(
             name,

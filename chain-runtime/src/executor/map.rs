@@ -15,6 +15,7 @@ use super::attempt::{Attempted, Attempts};
 use super::run::RunCx;
 use crate::context::StepCx;
 use crate::error::{ChainError, StepResult};
+use crate::looping::ItemError;
 
 /// Items in flight when a map step sets no `concurrency = N`.
 pub(crate) const DEFAULT_CONCURRENCY: u32 = 8;
@@ -41,15 +42,54 @@ impl RunCx {
         Fut: Future<Output = StepResult<T>>,
         V: Fn(&T) -> Result<(), String>,
     {
+        let results = self.map_units(index, items, call, validate, false).await?;
+        Ok(results.into_iter().filter_map(Result::ok).collect())
+    }
+
+    /// [`RunCx::map`] for `on_error = collect`: an element that fails for
+    /// good is an [`ItemError`] in its place, and the others go on. Failed
+    /// elements are not journaled, so a resumed run tries them again.
+    pub async fn map_collect<'a, E, T, F, Fut, V>(
+        &self,
+        index: usize,
+        items: &'a [E],
+        call: F,
+        validate: V,
+    ) -> Result<Vec<Result<T, ItemError>>, ChainError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(StepCx, &'a E) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
+        self.map_units(index, items, call, validate, true).await
+    }
+
+    /// The map itself; with `collect`, a failed element is kept as an
+    /// [`ItemError`] instead of stopping the map.
+    async fn map_units<'a, E, T, F, Fut, V>(
+        &self,
+        index: usize,
+        items: &'a [E],
+        call: F,
+        validate: V,
+        collect: bool,
+    ) -> Result<Vec<Result<T, ItemError>>, ChainError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(StepCx, &'a E) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
         let def = self.step_def(index)?;
         let concurrency = def
             .options
             .concurrency
             .unwrap_or(DEFAULT_CONCURRENCY)
             .max(1) as usize;
-        let mut results: Vec<Option<T>> = Vec::with_capacity(items.len());
+        let mut results: Vec<Option<Result<T, ItemError>>> = Vec::with_capacity(items.len());
         for item in 0..items.len() {
-            results.push(self.restore::<T>(def, index, unit(item))?);
+            results.push(self.restore::<T>(def, index, unit(item))?.map(Ok));
         }
         let measure = self.shared.runtime.observation().measure_outputs() && self.store().is_none();
         let started = self.now();
@@ -110,27 +150,44 @@ impl RunCx {
                 Err(error) => Err(error.with_item(item)),
             };
             match saved {
-                Ok(value) => results[item] = Some(value),
+                Ok(value) => results[item] = Some(Ok(value)),
+                // A failed element is an outcome; a failed save is not.
+                Err(error) if collect && error.item().is_some() => {
+                    results[item] = Some(Err(ItemError {
+                        item,
+                        attempts: error.attempt(),
+                        message: error.kind().to_string(),
+                        retryable: error.is_retryable(),
+                    }));
+                }
                 Err(error) => {
                     drop(running);
                     self.end(index, false, None);
-                    let finished: Vec<Value> = results
-                        .iter()
-                        .map(|value| {
-                            value.as_ref().map_or(Value::Null, |value| {
-                                serde_json::to_value(value).unwrap_or(Value::Null)
-                            })
-                        })
-                        .collect();
-                    let mut context = serde_json::Map::new();
-                    context.insert(def.key.to_owned(), Value::Array(finished));
-                    return Err(error.with_completed(context));
+                    return Err(error.with_completed(finished(def.key, &results)));
                 }
             }
         }
         self.end(index, true, None);
         Ok(results.into_iter().flatten().collect())
     }
+}
+
+/// A failed map's context: its key, with each finished element's output
+/// (`null` for the others).
+fn finished<T: Serialize>(
+    key: &str,
+    results: &[Option<Result<T, ItemError>>],
+) -> serde_json::Map<String, Value> {
+    let values = results
+        .iter()
+        .map(|value| match value {
+            Some(Ok(value)) => serde_json::to_value(value).unwrap_or(Value::Null),
+            _ => Value::Null,
+        })
+        .collect();
+    let mut context = serde_json::Map::new();
+    context.insert(key.to_owned(), Value::Array(values));
+    context
 }
 
 /// The unit (iteration) of element `item`: elements count from 1, as

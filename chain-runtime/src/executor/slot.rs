@@ -41,6 +41,17 @@ impl<T> Slot<Vec<T>> {
     }
 }
 
+impl<T> Slot<Vec<Result<T, crate::ItemError>>> {
+    /// Checks a collecting map step's `validate = path` hook against one
+    /// element's output.
+    pub fn validate_collected<E: std::fmt::Display>(
+        &self,
+        hook: impl Fn(&T) -> Result<(), E>,
+    ) -> impl Fn(&T) -> Result<(), String> {
+        message_of(hook)
+    }
+}
+
 impl<T> Slot<T> {
     /// Checks a `validate = path` hook against this key's type.
     pub fn validate<E: std::fmt::Display>(
