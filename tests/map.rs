@@ -373,3 +373,23 @@ async fn collecting_keeps_going_past_a_bad_item_and_types_each_outcome() {
     }
     assert_eq!(labels.iter().filter(|l| l.is_err()).count(), 1);
 }
+
+/// The graph pictures draw a map step as its own shape; the snapshot is
+/// parsed by Mermaid itself in CI (`tests/render`).
+#[test]
+fn the_graph_draws_a_map_node() {
+    let mermaid = sentiments::graph().mermaid;
+    assert!(
+        mermaid.contains("[[\"classify → labels (each issues, ≤ 16 at once)\"]]"),
+        "{mermaid}"
+    );
+    if std::env::var_os("PROMPT_CHAIN_WRITE_SNAPSHOTS").is_some() {
+        std::fs::write("tests/snapshots/map.mmd", mermaid).expect("write the snapshot");
+    }
+    assert_eq!(
+        mermaid,
+        include_str!("snapshots/map.mmd"),
+        "regenerate with PROMPT_CHAIN_WRITE_SNAPSHOTS=1 cargo test --test map if the change is intended"
+    );
+    assert!(sentiments::graph().dot.contains("shape=box3d"));
+}

@@ -12,6 +12,8 @@ use crate::graph::{Graph, Node, Source};
 enum Shape {
     Input,
     Step,
+    /// A map step: one run per element of a list.
+    Map,
     Route,
     Output,
 }
@@ -95,7 +97,19 @@ fn build(chain: &Chain, graph: &Graph) -> Picture {
         if let Some(max) = step.options.max {
             label.push_str(&format!(" (loop ≤ {max})"));
         }
-        picture.nodes.push((step_id(i), Shape::Step, label));
+        let shape = match &step.each {
+            Some((position, _)) => {
+                let list = step
+                    .args
+                    .get(*position)
+                    .map_or_else(String::new, |arg| arg.unraw().to_string());
+                let at_once = step.options.concurrency.as_ref().map_or(8, |(n, _)| *n);
+                label.push_str(&format!(" (each {list}, ≤ {at_once} at once)"));
+                Shape::Map
+            }
+            None => Shape::Step,
+        };
+        picture.nodes.push((step_id(i), shape, label));
         for arg in &step.args {
             feed(
                 chain,
@@ -157,6 +171,7 @@ pub(crate) fn mermaid(chain: &Chain, graph: &Graph) -> String {
         let _ = match shape {
             Shape::Input => writeln!(out, "    {id}[/\"{label}\"/]"),
             Shape::Step => writeln!(out, "    {id}[\"{label}\"]"),
+            Shape::Map => writeln!(out, "    {id}[[\"{label}\"]]"),
             Shape::Route => writeln!(out, "    {id}{{\"{label}\"}}"),
             Shape::Output => writeln!(out, "    {id}([\"{label}\"])"),
         };
@@ -187,6 +202,7 @@ pub(crate) fn dot(chain: &Chain, graph: &Graph) -> String {
         let shape = match shape {
             Shape::Input => "parallelogram",
             Shape::Step => "box",
+            Shape::Map => "box3d",
             Shape::Route => "diamond",
             Shape::Output => "oval",
         };
