@@ -87,6 +87,23 @@ async fn a_thousand_items_sixteen_at_a_time_take_exactly_ceil_n_over_c_rounds() 
     assert_eq!(map.status, StepStatus::Succeeded);
     assert_eq!(map.attempts, 1000);
     assert_eq!(model.call_count(), 1000);
+    // One row per element, summed up readably.
+    assert_eq!(map.items.len(), 1000);
+    let summary = map.item_summary().expect("a map step");
+    assert_eq!(
+        (summary.total, summary.succeeded, summary.failed),
+        (1000, 1000, 0)
+    );
+    assert_eq!((summary.p50, summary.max), (Some(MS * 50), Some(MS * 50)));
+    assert!(map.items.iter().all(|row| row.usage.total() > 0));
+    let per_item = map
+        .items
+        .iter()
+        .fold(prompt_chain::llm::Usage::default(), |sum, row| {
+            sum + row.usage
+        });
+    assert_eq!(per_item, map.usage, "every token is in one element's row");
+    assert_eq!(map.items[999].started_at, Some(MS * 50 * 62));
     // The shared input reached every item; each item knew its position.
     let calls = model.calls();
     assert!(
@@ -204,6 +221,19 @@ async fn the_first_failed_item_stops_the_map_and_is_named_with_the_finished_ones
         .collect();
     let expected: Vec<_> = (0..5).map(|i| (i, format!("i{i}"))).collect();
     assert_eq!(kept, expected);
+    // The report's rows: finished, failed, cancelled, never started.
+    let rows = &outcome.report.step("labels").expect("recorded").items;
+    let status = |item: usize| rows[item].status;
+    assert_eq!(status(0), StepStatus::Succeeded);
+    assert_eq!(status(5), StepStatus::Failed);
+    assert_eq!(status(6), StepStatus::Running, "cancelled in flight");
+    assert_eq!(status(30), StepStatus::Pending, "never started");
+    let summary = outcome.report.step("labels").and_then(|s| s.item_summary());
+    let summary = summary.expect("a map step");
+    assert_eq!(
+        (summary.succeeded, summary.failed, summary.unfinished),
+        (5, 1, 34)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -340,9 +370,24 @@ async fn tolerant(text: String, tone: String) -> Vec<Result<String, prompt_chain
 #[tokio::test(start_paused = true)]
 async fn collecting_keeps_going_past_a_bad_item_and_types_each_outcome() {
     let calls = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&ended);
     let rt = Runtime::builder()
         .model(Staggered {
             calls: Arc::clone(&calls),
+        })
+        .observer(move |event: &prompt_chain::events::Event| {
+            if let prompt_chain::events::EventKind::ItemFinished {
+                item,
+                succeeded,
+                usage,
+                ..
+            } = &event.kind
+            {
+                sink.lock()
+                    .expect("lock")
+                    .push((*item, *succeeded, usage.total()));
+            }
         })
         .build();
     let input = input(40);
@@ -372,6 +417,12 @@ async fn collecting_keeps_going_past_a_bad_item_and_types_each_outcome() {
         }
     }
     assert_eq!(labels.iter().filter(|l| l.is_err()).count(), 1);
+    // One event per element, with its outcome and tokens.
+    let mut ended = ended.lock().expect("lock").clone();
+    ended.sort_unstable();
+    assert_eq!(ended.len(), 40);
+    assert_eq!(ended[5], (5, false, 0));
+    assert!(ended.iter().filter(|e| e.0 != 5).all(|e| e.1 && e.2 == 4));
 }
 
 /// The graph pictures draw a map step as its own shape; the snapshot is

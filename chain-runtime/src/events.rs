@@ -107,6 +107,23 @@ pub enum EventKind {
         /// What was wrong with it (the parser's message).
         error: String,
     },
+    /// An element of a map step ended (succeeded, or failed for good).
+    ItemFinished {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The element's position, from 0.
+        item: usize,
+        /// Whether it produced an output.
+        succeeded: bool,
+        /// The attempts it used.
+        attempts: u32,
+        /// Tokens its model calls used.
+        usage: Usage,
+        /// Their cost in US dollars, if priced.
+        cost_usd: Option<f64>,
+    },
     /// A step's retries were spent and its fallback answered.
     StepFallback {
         /// The step's name.

@@ -154,6 +154,7 @@ impl<'a> Llm<'a> {
             model: Arc::clone(model),
             run: Arc::clone(&self.cx.run),
             index: self.cx.index,
+            unit: self.cx.iteration,
             in_flight: self.cx.run.spent.call_started(),
             permit,
         };
@@ -299,6 +300,8 @@ struct DetachedCall {
     model: Arc<dyn LanguageModel>,
     run: Arc<RunShared>,
     index: usize,
+    /// The unit the call belongs to (a loop's iteration, a map's element).
+    unit: u32,
     in_flight: InFlightCall,
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -327,7 +330,7 @@ impl DetachedCall {
                 .runtime
                 .prices()
                 .and_then(|prices| prices.cost(self.model.name(), usage));
-            self.run.count_usage(self.index, usage, cost);
+            self.run.count_usage(self.index, self.unit, usage, cost);
         }
         drop((self.permit, self.in_flight));
         result

@@ -8,7 +8,7 @@ use std::any::type_name;
 use std::sync::Arc;
 
 pub use llm::Llm;
-pub(crate) use run_state::{Parent, RunShared};
+pub(crate) use run_state::{Parent, RunShared, add_usage};
 
 use crate::definition::ChainDef;
 use crate::error::StepError;

@@ -207,16 +207,17 @@ impl RunShared {
     /// sub-chain cancelled while the call was in flight), they go to the
     /// step that called it, up the chain of callers: counted once, where
     /// the report still shows them.
-    pub(crate) fn count_usage(&self, index: usize, usage: Usage, cost_usd: Option<f64>) {
+    /// For a map step, `unit` is the element's (its iteration): the
+    /// element's own record counts them too.
+    pub(crate) fn count_usage(&self, index: usize, unit: u32, usage: Usage, cost_usd: Option<f64>) {
         self.spent.add(usage.total(), cost_usd);
-        let (mut run, mut index) = (self, index);
+        let (mut run, mut index, mut unit) = (self, index, unit);
         loop {
-            let counted = run.record(index, |record| {
-                record.usage = record.usage + usage;
-                record.cost_usd = add_cost(record.cost_usd, cost_usd);
-            });
+            let counted = run.record(index, |record| add_usage(record, unit, usage, cost_usd));
             match (counted, &run.parent_link) {
-                (None, Some(parent)) => (run, index) = (&parent.run, parent.index),
+                (None, Some(parent)) => {
+                    (run, index, unit) = (&parent.run, parent.index, parent.iteration);
+                }
                 _ => return,
             }
         }
@@ -235,5 +236,19 @@ impl RunShared {
     /// What a resumed run read back from the store, locked.
     pub(crate) fn restored(&self) -> MutexGuard<'_, HashMap<(String, u32), Vec<u8>>> {
         self.restored.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Adds a model call's tokens to a step's record and, for a map step, to
+/// the record of the element running as `unit` (its iteration).
+pub(crate) fn add_usage(record: &mut StepRecord, unit: u32, usage: Usage, cost_usd: Option<f64>) {
+    record.usage = record.usage + usage;
+    record.cost_usd = add_cost(record.cost_usd, cost_usd);
+    if let Some(item) = (unit as usize)
+        .checked_sub(1)
+        .and_then(|item| record.items.get_mut(item))
+    {
+        item.usage = item.usage + usage;
+        item.cost_usd = add_cost(item.cost_usd, cost_usd);
     }
 }

@@ -15,7 +15,9 @@ use super::attempt::{Attempted, Attempts};
 use super::run::RunCx;
 use crate::context::StepCx;
 use crate::error::{ChainError, StepResult};
+use crate::events::EventKind;
 use crate::looping::ItemError;
+use crate::report::{ItemRecord, StepStatus};
 
 /// Items in flight when a map step sets no `concurrency = N`.
 pub(crate) const DEFAULT_CONCURRENCY: u32 = 8;
@@ -96,6 +98,15 @@ impl RunCx {
         self.shared.record(index, |record| {
             record.ready_at.get_or_insert(started);
             record.started_at.get_or_insert(started);
+            record.items = (0..items.len())
+                .map(|item| {
+                    let mut row = ItemRecord::new(item);
+                    if results[item].is_some() {
+                        row.status = StepStatus::Restored;
+                    }
+                    row
+                })
+                .collect();
         });
         // One element's attempts; its future exists only while it runs.
         let run_item = |item: usize| {
@@ -125,7 +136,14 @@ impl RunCx {
         loop {
             while running.len() < concurrency {
                 match waiting.next() {
-                    Some(item) => running.push(Box::pin(run_item(item))),
+                    Some(item) => {
+                        let now = self.now();
+                        self.item(index, item, |row| {
+                            row.started_at = Some(now);
+                            row.status = StepStatus::Running;
+                        });
+                        running.push(Box::pin(run_item(item)));
+                    }
                     None => break,
                 }
             }
@@ -142,6 +160,11 @@ impl RunCx {
             })
             .await;
             drop(running.swap_remove(slot));
+            let attempts = match &attempted {
+                Ok(done) => done.attempts,
+                Err(error) => error.attempt(),
+            };
+            self.item_ended(def.name, index, item, attempted.is_ok(), attempts);
             let saved = match attempted {
                 Ok(Attempted { value, .. }) => self.save(def, index, unit(item), &value).await.map(
                     // The first output recorded for the unit wins.
@@ -169,6 +192,44 @@ impl RunCx {
         }
         self.end(index, true, None);
         Ok(results.into_iter().flatten().collect())
+    }
+}
+
+impl RunCx {
+    /// Updates the record of element `item` of map step `index`.
+    fn item(&self, index: usize, item: usize, update: impl FnOnce(&mut ItemRecord)) {
+        self.shared.record(index, |record| {
+            if let Some(row) = record.items.get_mut(item) {
+                update(row);
+            }
+        });
+    }
+
+    /// Records how element `item` ended, and tells listeners.
+    fn item_ended(&self, step: &'static str, index: usize, item: usize, ok: bool, attempts: u32) {
+        let now = self.now();
+        let mut ended = None;
+        self.item(index, item, |row| {
+            row.finished_at = Some(now);
+            row.attempts = attempts;
+            row.status = if ok {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            };
+            ended = Some((row.usage, row.cost_usd));
+        });
+        if let Some((usage, cost_usd)) = ended {
+            self.shared.emit(|| EventKind::ItemFinished {
+                step,
+                index,
+                item,
+                succeeded: ok,
+                attempts,
+                usage,
+                cost_usd,
+            });
+        }
     }
 }
 

@@ -207,8 +207,12 @@ impl RunCx {
             Some(parent) => {
                 let started_at = parent.run.elapsed().saturating_sub(report.duration);
                 parent.run.record(parent.index, |record| {
-                    record.usage = record.usage + report.usage;
-                    record.cost_usd = crate::llm::add_cost(record.cost_usd, report.cost_usd);
+                    crate::context::add_usage(
+                        record,
+                        parent.iteration,
+                        report.usage,
+                        report.cost_usd,
+                    );
                     record.sub_runs.push(SubRun {
                         started_at,
                         report: Arc::clone(&report),

@@ -2,9 +2,11 @@
 //! [`Outcome`] a run returns; and [`html_timeline`], a page drawing runs.
 
 mod attempt_log;
+mod items;
 mod timeline;
 
 pub use attempt_log::AttemptLog;
+pub use items::{ItemRecord, ItemSummary};
 pub use timeline::html_timeline;
 
 use std::fmt;
@@ -205,6 +207,9 @@ pub struct StepRecord {
     pub attempt_log: AttemptLog,
     /// For a loop step, one record per iteration (empty for other steps).
     pub iterations: Vec<IterationRecord>,
+    /// For a map step, one record per element, in list order (empty for
+    /// other steps); [`StepRecord::item_summary`] sums them up.
+    pub items: Vec<ItemRecord>,
     /// The runs of the sub-chains this step called, in call order, with
     /// their own reports (their tokens and cost are included in `usage` and
     /// `cost_usd`).
@@ -231,8 +236,14 @@ impl StepRecord {
             fallback: None,
             attempt_log: AttemptLog::default(),
             iterations: Vec::new(),
+            items: Vec::new(),
             sub_runs: Vec::new(),
         }
+    }
+
+    /// For a map step, its elements at a glance (counts and percentiles).
+    pub fn item_summary(&self) -> Option<ItemSummary> {
+        (!self.items.is_empty()).then(|| ItemSummary::of(&self.items))
     }
 
     /// Time from its first attempt's start to its end.
