@@ -104,6 +104,13 @@ async fn a_thousand_items_sixteen_at_a_time_take_exactly_ceil_n_over_c_rounds() 
         });
     assert_eq!(per_item, map.usage, "every token is in one element's row");
     assert_eq!(map.items[999].started_at, Some(MS * 50 * 62));
+    // The HTML timeline draws the 1,000 elements as one bar with its summary.
+    let page = outcome.report.to_html();
+    assert!(
+        page.contains("1000 elements: 1000 succeeded, 0 failed"),
+        "the summary bar"
+    );
+    assert!(page.len() < 20_000, "{} bytes", page.len());
     // The shared input reached every item; each item knew its position.
     let calls = model.calls();
     assert!(

@@ -20,6 +20,10 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The most elements of a map step drawn one by one; a larger map is one
+/// bar with its summary.
+const MAX_DRAWN_ITEMS: usize = 200;
+
 fn color(outcome: AttemptOutcome) -> &'static str {
     match outcome {
         AttemptOutcome::Succeeded => "#2e7d32",
@@ -144,6 +148,41 @@ fn svg(report: &ExecutionReport) -> String {
                     format!("{:?}", record.status).to_lowercase()
                 );
             }
+        }
+        // A large map is one bar with its summary: 10,000 attempt boxes
+        // would make the page unreadable (and heavy).
+        if let (Some(summary), Some(start)) = (
+            record
+                .item_summary()
+                .filter(|_| record.items.len() > MAX_DRAWN_ITEMS),
+            record.started_at,
+        ) {
+            let end = record.finished_at.unwrap_or(report.duration);
+            let ms_of = |d: Option<Duration>| d.map_or(0.0, ms);
+            let _ = writeln!(
+                out,
+                "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"3\" fill=\"{}\"><title>{}: {} elements: {} succeeded, {} failed, {} restored, {} unfinished; {} attempts; per element p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms</title></rect>",
+                x(offset + start),
+                y + 4.0,
+                (x(offset + end) - x(offset + start)).max(2.0),
+                ROW - 8.0,
+                color(if summary.failed > 0 {
+                    AttemptOutcome::Failed
+                } else {
+                    AttemptOutcome::Succeeded
+                }),
+                escape(record.name),
+                summary.total,
+                summary.succeeded,
+                summary.failed,
+                summary.restored,
+                summary.unfinished,
+                summary.attempts,
+                ms_of(summary.p50),
+                ms_of(summary.p95),
+                ms_of(summary.max),
+            );
+            continue;
         }
         for attempt in &record.attempt_log {
             let (start, end) = (offset + attempt.started_at, offset + attempt.finished_at);
