@@ -536,7 +536,11 @@ impl LanguageModel for SleepModel {
     ) -> BoxFuture<'a, Result<Completion, LlmError>> {
         let latency = self.latency;
         let fut: Pin<Box<dyn std::future::Future<Output = _> + Send + 'a>> = Box::pin(async move {
-            tokio::time::sleep(latency).await;
+            // Zero latency answers at once (a zero sleep still waits for
+            // the timer's next tick).
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             Ok(Completion {
                 text: format!("ok {}", request.prompt().len()),
                 finish_reason: FinishReason::Stop,
@@ -613,4 +617,32 @@ pub async fn fan_out_by_hand(x: u64) -> u64 {
         sum += done.unwrap_or(0);
     }
     sum
+}
+
+/// A map step over a list of texts: one model call per element.
+#[chain]
+pub async fn map_asks(texts: Vec<String>) -> Vec<String> {
+    step!(answers = ask(each texts), concurrency = 64);
+    answers
+}
+
+/// The same calls by hand: `futures::stream::iter(..).buffer_unordered(64)`
+/// of the same model, in input order afterwards.
+pub async fn map_by_hand(model: &dyn LanguageModel, texts: &[String]) -> Vec<String> {
+    use futures::StreamExt;
+    let mut answers: Vec<(usize, String)> = futures::stream::iter(texts.iter().enumerate())
+        .map(|(i, text)| async move {
+            let request = ChatRequest::user(text.clone());
+            let text = model
+                .complete(&request)
+                .await
+                .map(|c| c.text)
+                .unwrap_or_default();
+            (i, text)
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    answers.sort_unstable_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, text)| text).collect()
 }

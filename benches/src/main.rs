@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use prompt_chain::{Runtime, events::Event};
 use prompt_chain_bench::{
-    SleepModel, diamond, diamond_by_hand, fan_out, fan_out_by_hand, hand5, hand50, review_llm,
-    review_shape, review_shape_by_hand, seq5, seq50,
+    SleepModel, diamond, diamond_by_hand, fan_out, fan_out_by_hand, hand5, hand50, map_asks,
+    map_by_hand, review_llm, review_shape, review_shape_by_hand, seq5, seq50,
 };
 
 /// Median time per iteration of `body`, over `trials` trials of about `budget` each.
@@ -228,6 +228,76 @@ fn median_wall<F: Future<Output = u64>>(
     samples[3]
 }
 
+/// Map steps: wall time over the ideal at 10 ms per call, and the cost per
+/// element against `buffer_unordered` of the same calls at zero latency.
+fn map_section() {
+    println!("## Map steps (10,000 elements, concurrency 64, 2 worker threads)\n");
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let texts: Vec<String> = (0..10_000).map(|i| format!("t{i}")).collect();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let latency = Duration::from_millis(10);
+    let model = SleepModel { latency };
+    let rt = Runtime::builder().model(model).build();
+    let ideal = latency * 10_000u32.div_ceil(64);
+    let wall = median_wall(&tokio, || async {
+        let out = map_asks::run(
+            &rt,
+            map_asks::Input {
+                texts: texts.clone(),
+            },
+        )
+        .await;
+        out.map_or(0, |v| v.len() as u64)
+    });
+    let hand = median_wall(&tokio, || async {
+        map_by_hand(&model, &texts).await.len() as u64
+    });
+    println!("| 10 ms per call | wall | ideal ceil(N/c) × latency | wall / ideal |");
+    println!("|---|---|---|---|");
+    println!(
+        "| map step | {:.1} ms | {:.1} ms | {:.3} |",
+        ms(wall),
+        ms(ideal),
+        wall.as_secs_f64() / ideal.as_secs_f64()
+    );
+    println!(
+        "| `buffer_unordered(64)` by hand | {:.1} ms | {:.1} ms | {:.3} |\n",
+        ms(hand),
+        ms(ideal),
+        hand.as_secs_f64() / ideal.as_secs_f64()
+    );
+    let instant = SleepModel {
+        latency: Duration::ZERO,
+    };
+    let rt = Runtime::builder().model(instant).build();
+    let wall = median_wall(&tokio, || async {
+        let out = map_asks::run(
+            &rt,
+            map_asks::Input {
+                texts: texts.clone(),
+            },
+        )
+        .await;
+        out.map_or(0, |v| v.len() as u64)
+    });
+    let hand = median_wall(&tokio, || async {
+        map_by_hand(&instant, &texts).await.len() as u64
+    });
+    let per = |d: Duration| d.as_secs_f64() * 1e9 / 10_000.0;
+    println!("| zero latency | per element | |");
+    println!("|---|---|---|");
+    println!("| map step | {:.0} ns | |", per(wall));
+    println!("| `buffer_unordered(64)` by hand | {:.0} ns | |", per(hand));
+    println!(
+        "| ratio (same run) | {:.2}× | target ≤ 1.5× |\n",
+        wall.as_secs_f64() / hand.as_secs_f64()
+    );
+}
+
 fn wall_time() {
     println!("## 2. Dataflow wall time (real time, median of 7 runs, 2 worker threads)\n");
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -391,10 +461,12 @@ fn main() {
             wall_time();
             scale(&[1_000, 10_000, 100_000]);
             observation();
+            map_section();
         }
         Some("overhead") => overhead(),
         Some("wall") => wall_time(),
         Some("observation") => observation(),
+        Some("map") => map_section(),
         Some("scale") => {
             let points: Vec<usize> = args[1..].iter().filter_map(|a| a.parse().ok()).collect();
             scale(if points.is_empty() {
@@ -432,7 +504,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "unknown section `{other}`: overhead, wall, scale [N...], observation, compile-time"
+                "unknown section `{other}`: overhead, wall, scale [N...], observation, map, compile-time"
             );
             std::process::exit(2);
         }
