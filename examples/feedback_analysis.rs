@@ -105,7 +105,13 @@ pub(crate) async fn feedback_analysis(text: String) -> String {
         validate = names_a_team,
         max_tokens = 100
     );
-    step!(reply = respond(feedback, classification), max_tokens = 800);
+    // A written answer can run past its token limit (small models ramble):
+    // it is asked again twice, then the step is retried.
+    step!(
+        reply = respond(feedback, classification),
+        max_tokens = 800,
+        retry = 2
+    );
     reply
 }
 

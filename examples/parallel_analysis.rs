@@ -81,7 +81,10 @@ pub(crate) async fn parallel_analysis(document: String) -> String {
     step!(technical = technical_analysis(document));
     step!(financial = financial_analysis(document));
     step!(risk = risk_analysis(document), retry = 1);
-    step!(recommendation = synthesize(market, technical, financial, risk));
+    step!(
+        recommendation = synthesize(market, technical, financial, risk),
+        retry = 2
+    );
     recommendation
 }
 

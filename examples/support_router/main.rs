@@ -371,7 +371,9 @@ pub(crate) async fn technical_support(ticket: Ticket) -> Reply {
     step!(details = extract_error_details(ticket));
     step!(lookup = search_kb(details));
     route!(lookup {
-        KbLookup::Found(_) => step!(reply = format_solution(ticket, lookup)),
+        // A written answer can run past its token limit (small models
+        // ramble): it is asked again twice, then the step is retried.
+        KbLookup::Found(_) => step!(reply = format_solution(ticket, lookup), retry = 2),
         KbLookup::NotFound { .. } => step!(reply = escalate(ticket, details)),
     });
     reply
@@ -381,7 +383,7 @@ pub(crate) async fn technical_support(ticket: Ticket) -> Reply {
 #[chain]
 pub(crate) async fn billing_support(ticket: Ticket) -> Reply {
     step!(details = extract_billing_details(ticket));
-    step!(reply = answer_billing(ticket, details));
+    step!(reply = answer_billing(ticket, details), retry = 2);
     reply
 }
 
@@ -389,7 +391,7 @@ pub(crate) async fn billing_support(ticket: Ticket) -> Reply {
 #[chain]
 pub(crate) async fn general_inquiry(ticket: Ticket) -> Reply {
     step!(topic = identify_topic(ticket));
-    step!(reply = answer_general(ticket, topic));
+    step!(reply = answer_general(ticket, topic), retry = 2);
     reply
 }
 
