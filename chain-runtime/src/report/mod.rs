@@ -3,13 +3,13 @@
 
 mod attempt_log;
 mod items;
+mod text;
 mod timeline;
 
 pub use attempt_log::AttemptLog;
 pub use items::{ItemRecord, ItemSummary};
 pub use timeline::html_timeline;
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -389,130 +389,10 @@ impl ExecutionReport {
         serde_json::to_string_pretty(self)
             .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
     }
-
-    /// A text Gantt chart of the run: one bar per step over the run's duration,
-    /// so overlapping steps are visible at a glance.
-    ///
-    /// ```text
-    /// extract_changes    |█████·······························|    0 ms →  120 ms
-    /// check_correctness  |·····████████████···················|  120 ms →  420 ms
-    /// ```
-    pub fn timeline(&self, width: usize) -> String {
-        let width = width.max(10);
-        let total = self.duration.as_secs_f64().max(f64::EPSILON);
-        let name_width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
-        let column = |at: Duration| ((at.as_secs_f64() / total) * width as f64).round() as usize;
-        let mut out = String::new();
-        for step in &self.steps {
-            let (bar, window) = match (step.started_at, step.finished_at) {
-                (Some(start), Some(end)) => {
-                    let from = column(start).min(width);
-                    let to = column(end).clamp(from, width).max((from + 1).min(width));
-                    let bar: String = (0..width)
-                        .map(|i| if i >= from && i < to { '█' } else { '·' })
-                        .collect();
-                    (
-                        bar,
-                        format!("{:>6} ms → {:>6} ms", start.as_millis(), end.as_millis()),
-                    )
-                }
-                // Cut short when the run stopped: a lighter bar to the end.
-                (Some(start), None) if step.status == StepStatus::Running => {
-                    let from = column(start).min(width.saturating_sub(1));
-                    let bar: String = (0..width)
-                        .map(|i| if i >= from { '░' } else { '·' })
-                        .collect();
-                    (
-                        bar,
-                        format!(
-                            "{:>6} ms → cancelled when the run stopped",
-                            start.as_millis()
-                        ),
-                    )
-                }
-                _ => (
-                    "·".repeat(width),
-                    match step.status {
-                        StepStatus::Pending => "never started".to_owned(),
-                        other => format!("{other:?}").to_lowercase(),
-                    },
-                ),
-            };
-            out.push_str(&format!("{:<name_width$}  |{bar}|  {window}\n", step.name));
-        }
-        out
-    }
-}
-
-fn millis(duration: Option<Duration>) -> String {
-    duration.map_or_else(
-        || "-".to_owned(),
-        |d| format!("{:.1}", d.as_secs_f64() * 1000.0),
-    )
 }
 
 impl AsRef<ExecutionReport> for ExecutionReport {
     fn as_ref(&self) -> &ExecutionReport {
         self
-    }
-}
-
-impl fmt::Display for ExecutionReport {
-    /// A table: one line per step with status, queue and run time, attempts,
-    /// tokens, cost and output size; then the routes taken.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "run {} of `{}`: {} in {:.1} ms ({} completed, {} failed, {} skipped; {} tokens{})",
-            self.run_id,
-            self.chain,
-            format!("{:?}", self.status).to_lowercase(),
-            self.duration.as_secs_f64() * 1000.0,
-            self.steps_completed,
-            self.steps_failed,
-            self.steps_skipped,
-            self.usage.total(),
-            self.cost_usd
-                .map(|c| format!(", ${c:.4}"))
-                .unwrap_or_default(),
-        )?;
-        let width = self
-            .steps
-            .iter()
-            .map(|s| s.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        writeln!(
-            f,
-            "  {:>2}  {:<width$}  {:<9}  {:>9}  {:>9}  {:>8}  {:>7}  {:>9}  {:>8}",
-            "#", "step", "status", "queue ms", "run ms", "attempts", "tokens", "cost $", "bytes"
-        )?;
-        for step in &self.steps {
-            writeln!(
-                f,
-                "  {:>2}  {:<width$}  {:<9}  {:>9}  {:>9}  {:>8}  {:>7}  {:>9}  {:>8}",
-                step.index,
-                step.name,
-                format!("{:?}", step.status).to_lowercase(),
-                millis(step.queue_time()),
-                millis(step.duration()),
-                step.attempts,
-                step.usage.total(),
-                step.cost_usd
-                    .map_or_else(|| "-".to_owned(), |c| format!("{c:.5}")),
-                step.output_bytes
-                    .map_or_else(|| "-".to_owned(), |b| b.to_string()),
-            )?;
-        }
-        for route in &self.routes {
-            writeln!(
-                f,
-                "  route on `{}`: {}",
-                route.key,
-                route.arm.unwrap_or("(not reached)")
-            )?;
-        }
-        Ok(())
     }
 }
