@@ -240,22 +240,24 @@ fn map_section() {
     let texts: Vec<String> = (0..10_000).map(|i| format!("t{i}")).collect();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let latency = Duration::from_millis(10);
-    let model = SleepModel { latency };
-    let rt = Runtime::builder().model(model).build();
-    let ideal = latency * 10_000u32.div_ceil(64);
-    let wall = median_wall(&tokio, || async {
-        let out = map_asks::run(
-            &rt,
-            map_asks::Input {
+    // The map step and the hand-written stream on the same model, same run.
+    let walls = |model: SleepModel| {
+        let rt = Runtime::builder().model(model).build();
+        let wall = median_wall(&tokio, || async {
+            let input = map_asks::Input {
                 texts: texts.clone(),
-            },
-        )
-        .await;
-        out.map_or(0, |v| v.len() as u64)
-    });
-    let hand = median_wall(&tokio, || async {
-        map_by_hand(&model, &texts).await.len() as u64
-    });
+            };
+            map_asks::run(&rt, input)
+                .await
+                .map_or(0, |v| v.len() as u64)
+        });
+        let hand = median_wall(&tokio, || async {
+            map_by_hand(&model, &texts).await.len() as u64
+        });
+        (wall, hand)
+    };
+    let ideal = latency * 10_000u32.div_ceil(64);
+    let (wall, hand) = walls(SleepModel { latency });
     println!("| 10 ms per call | wall | ideal ceil(N/c) × latency | wall / ideal |");
     println!("|---|---|---|---|");
     println!(
@@ -270,22 +272,8 @@ fn map_section() {
         ms(ideal),
         hand.as_secs_f64() / ideal.as_secs_f64()
     );
-    let instant = SleepModel {
+    let (wall, hand) = walls(SleepModel {
         latency: Duration::ZERO,
-    };
-    let rt = Runtime::builder().model(instant).build();
-    let wall = median_wall(&tokio, || async {
-        let out = map_asks::run(
-            &rt,
-            map_asks::Input {
-                texts: texts.clone(),
-            },
-        )
-        .await;
-        out.map_or(0, |v| v.len() as u64)
-    });
-    let hand = median_wall(&tokio, || async {
-        map_by_hand(&instant, &texts).await.len() as u64
     });
     let per = |d: Duration| d.as_secs_f64() * 1e9 / 10_000.0;
     println!("| zero latency | per element | |");
