@@ -104,6 +104,9 @@ async fn a_thousand_items_sixteen_at_a_time_take_exactly_ceil_n_over_c_rounds() 
         });
     assert_eq!(per_item, map.usage, "every token is in one element's row");
     assert_eq!(map.items[999].started_at, Some(MS * 50 * 62));
+    // The key's size is the whole list's, not its last element's.
+    let json = serde_json::to_string(&out.labels).expect("strings serialize");
+    assert_eq!(map.output_bytes, Some(json.len() as u64));
     // The HTML timeline draws the 1,000 elements as one bar with its summary.
     let page = outcome.report.to_html();
     assert!(

@@ -490,6 +490,27 @@ fn main() {
                 }
             });
         }
+        Some("profile-map") => {
+            // A fixed workload for `valgrind --tool=callgrind`: one map step
+            // over N elements at zero latency, or with `hand`, the same calls
+            // through `buffer_unordered(64)`.
+            let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+            let hand = args.get(2).is_some_and(|a| a == "hand");
+            let tokio = current_thread();
+            let model = SleepModel {
+                latency: Duration::ZERO,
+            };
+            let texts: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+            let rt = Runtime::builder().model(model.clone()).build();
+            tokio.block_on(async {
+                if hand {
+                    std::hint::black_box(map_by_hand(&model, &texts).await);
+                } else {
+                    let input = map_asks::Input { texts };
+                    std::hint::black_box(map_asks::run(&rt, input).await.ok());
+                }
+            });
+        }
         Some(other) => {
             eprintln!(
                 "unknown section `{other}`: overhead, wall, scale [N...], observation, map, compile-time"

@@ -10,6 +10,7 @@ use tracing::Instrument;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::StepCx;
+use super::detach::DetachOnDrop;
 use super::run_state::RunShared;
 use crate::limits::InFlightCall;
 use crate::llm::{
@@ -98,10 +99,19 @@ impl<'a> Llm<'a> {
     }
 
     /// Sends a request as this step and returns the whole completion.
-    pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, LlmError> {
-        let model = self.model.ok_or_else(|| LlmError::NoModel {
-            name: self.name.map(str::to_owned),
-        })?;
+    pub async fn complete(&self, request: ChatRequest) -> Result<Completion, LlmError> {
+        self.send(request).await.0
+    }
+
+    /// [`Llm::complete`], handing the request back (for a re-ask) instead
+    /// of cloning it for every call.
+    async fn send(&self, mut request: ChatRequest) -> (Result<Completion, LlmError>, ChatRequest) {
+        let Some(model) = self.model else {
+            let error = LlmError::NoModel {
+                name: self.name.map(str::to_owned),
+            };
+            return (Err(error), request);
+        };
         request.step = Some(self.cx.step());
         self.apply(&mut request);
         let runtime = self.cx.runtime();
@@ -110,20 +120,22 @@ impl<'a> Llm<'a> {
             if let Some(max) = budget.max_tokens
                 && spent.tokens() >= max
             {
-                return Err(LlmError::BudgetExceeded {
+                let error = LlmError::BudgetExceeded {
                     what: "tokens",
                     limit: max as f64,
                     spent: spent.tokens() as f64,
-                });
+                };
+                return (Err(error), request);
             }
             if let Some(max) = budget.max_cost_usd
                 && spent.cost_usd() >= max
             {
-                return Err(LlmError::BudgetExceeded {
+                let error = LlmError::BudgetExceeded {
                     what: "US dollars",
                     limit: max,
                     spent: spent.cost_usd(),
-                });
+                };
+                return (Err(error), request);
             }
         }
         let (permit, waited) = match runtime.limits().calls() {
@@ -145,10 +157,11 @@ impl<'a> Llm<'a> {
             gen_ai.usage.output_tokens = tracing::field::Empty,
             gen_ai.response.finish_reasons = tracing::field::Empty,
         );
-        // The call runs as its own task, to its end even if this step is
-        // cancelled (a sibling failed, an attempt timed out): the provider
-        // bills the tokens either way, so the task counts them, and a
-        // failed run waits a grace period for such calls (see
+        // The call runs in place; if this step is cancelled while the call
+        // is in flight (a sibling failed, an attempt timed out), the call
+        // moves to a task of its own and runs to its end: the provider bills
+        // the tokens either way, so the call counts them, and a failed run
+        // waits a grace period for such calls (see
         // `RuntimeBuilder::in_flight_grace`).
         let call = DetachedCall {
             model: Arc::clone(model),
@@ -158,18 +171,7 @@ impl<'a> Llm<'a> {
             in_flight: self.cx.run.spent.call_started(),
             permit,
         };
-        let task = tokio::spawn(call.run(request).instrument(span));
-        match task.await {
-            Ok(result) => result,
-            // A provider that panicked: the step's attempt reports the panic.
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(_) => Err(LlmError::Transport {
-                message: "the model call's task was cancelled (the runtime is shutting down)"
-                    .to_owned(),
-                partial: String::new(),
-                usage: crate::llm::Usage::default(),
-            }),
-        }
+        DetachOnDrop::new(call.run(request).instrument(span)).await
     }
 
     /// Sends one user message and returns the reply's text.
@@ -231,7 +233,9 @@ impl<'a> Llm<'a> {
         let mut asked = 0;
         loop {
             let started_at = self.cx.run.elapsed();
-            let completion = self.complete(request.clone()).await?;
+            let (completion, sent) = self.send(request).await;
+            request = sent;
+            let completion = completion?;
             let (reason, error, raw) = match completion.finish_reason {
                 FinishReason::Length => (
                     ReaskReason::CutOff,
@@ -293,9 +297,10 @@ impl<'a> Llm<'a> {
 /// Added to the prompt when a reply was cut off at the token limit.
 const BRIEFLY: &str = "\n\n(An earlier answer to this was cut off at the token limit: answer much more briefly, and finish your answer.)";
 
-/// One model call, owned by its task: the run it counts into, and what it
-/// holds while in flight (the runtime's concurrency permit, the run's count
-/// of calls in flight).
+/// One model call, which counts its usage wherever it ends (in place, or on
+/// a task of its own if its step was cancelled): the run it counts into, and
+/// what it holds while in flight (the runtime's concurrency permit, the
+/// run's count of calls in flight).
 struct DetachedCall {
     model: Arc<dyn LanguageModel>,
     run: Arc<RunShared>,
@@ -309,7 +314,7 @@ struct DetachedCall {
 impl DetachedCall {
     /// Makes the call and counts every token the provider reported (of a
     /// failed call too) into the step and the run's budget.
-    async fn run(self, request: ChatRequest) -> Result<Completion, LlmError> {
+    async fn run(self, request: ChatRequest) -> (Result<Completion, LlmError>, ChatRequest) {
         let result = self.model.complete(&request).await;
         let usage = match &result {
             Ok(completion) => {
@@ -333,7 +338,7 @@ impl DetachedCall {
             self.run.count_usage(self.index, self.unit, usage, cost);
         }
         drop((self.permit, self.in_flight));
-        result
+        (result, request)
     }
 }
 

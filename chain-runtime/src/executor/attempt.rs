@@ -43,6 +43,12 @@ pub(super) struct Attempts {
     pub(super) finishes: bool,
     /// Whether to measure the output's JSON size into the record.
     pub(super) measure: bool,
+    /// When the first attempt starts, if the caller has just read the
+    /// clock (the attempts read it otherwise).
+    pub(super) started_at: Option<Duration>,
+    /// Whether this is one element of a map step: its output's size adds
+    /// to the step's (the key holds all elements) instead of replacing it.
+    pub(super) element: bool,
 }
 
 /// A successful run of the attempts.
@@ -82,9 +88,10 @@ impl RunCx {
         let timeout = policies.timeout(&def.options);
         let mut attempt = 0u32;
         let mut feedback: Option<Arc<str>> = None;
+        let mut first_started_at = what.started_at;
         loop {
             attempt += 1;
-            let started_at = self.now();
+            let started_at = first_started_at.take().unwrap_or_else(|| self.now());
             // The record learns of the attempt when it ends, in one visit; an
             // attempt cancelled on the way is recorded by the guard's drop.
             let mut in_flight = InFlight {
@@ -137,6 +144,7 @@ impl RunCx {
                             outcome: AttemptOutcome::Succeeded,
                             finishes: what.finishes,
                             output_bytes: what.measure.then(|| output_size(&value)),
+                            element: what.element,
                         };
                         let finished_at =
                             self.attempt_done(index, attempt, iteration, started_at, done);
@@ -159,6 +167,7 @@ impl RunCx {
                 outcome,
                 finishes: false,
                 output_bytes: None,
+                element: what.element,
             };
             self.attempt_done(index, attempt, iteration, started_at, done);
             let failure = Failure {
@@ -242,6 +251,7 @@ impl RunCx {
             outcome,
             finishes,
             output_bytes,
+            element,
         } = done;
         let finished = self.shared.record(index, |record| {
             started(record, started_at);
@@ -253,8 +263,14 @@ impl RunCx {
                 finished_at,
                 outcome,
             });
-            if output_bytes.is_some() {
-                record.output_bytes = output_bytes;
+            if let Some(bytes) = output_bytes {
+                record.output_bytes = Some(if element {
+                    // `[a,b]`: each element, its separator (or a bracket),
+                    // and the closing bracket counted by the first.
+                    record.output_bytes.unwrap_or(1) + bytes + 1
+                } else {
+                    bytes
+                });
             }
             if finishes {
                 record.finished_at = Some(finished_at);
@@ -308,6 +324,7 @@ struct Done {
     outcome: AttemptOutcome,
     finishes: bool,
     output_bytes: Option<u64>,
+    element: bool,
 }
 
 /// The size of `value` serialized as JSON, counted without building the text.

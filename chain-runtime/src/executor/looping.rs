@@ -79,6 +79,8 @@ impl RunCx {
                 model_override: None,
                 finishes: false,
                 measure,
+                started_at: Some(started_at),
+                element: false,
             };
             let attempted = self
                 .attempts(what, |cx| call(cx, previous.clone()), &validate)

@@ -4,8 +4,10 @@
 //! address for sub-chains); the key holds the results in input order.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -109,7 +111,7 @@ impl RunCx {
                 .collect();
         });
         // One element's attempts; its future exists only while it runs.
-        let run_item = |item: usize| {
+        let run_item = |item: usize, started_at: Duration| {
             let what = Attempts {
                 def,
                 index,
@@ -117,6 +119,8 @@ impl RunCx {
                 model_override: None,
                 finishes: false,
                 measure,
+                started_at: Some(started_at),
+                element: true,
             };
             let element = &items[item];
             let call = &call;
@@ -132,7 +136,8 @@ impl RunCx {
             .filter(|&item| results[item].is_none())
             .collect();
         let mut waiting = missing.into_iter();
-        let mut running = Vec::with_capacity(concurrency.min(items.len()));
+        // Only the elements that woke are polled.
+        let mut running = FuturesUnordered::new();
         loop {
             while running.len() < concurrency {
                 match waiting.next() {
@@ -142,29 +147,26 @@ impl RunCx {
                             row.started_at = Some(now);
                             row.status = StepStatus::Running;
                         });
-                        running.push(Box::pin(run_item(item)));
+                        // Boxed: the element's state moves into the set once,
+                        // as a pointer.
+                        running.push(Box::pin(run_item(item, now)));
                     }
                     None => break,
                 }
             }
-            if running.is_empty() {
+            let Some((item, attempted)) = running.next().await else {
                 break;
-            }
-            let (slot, (item, attempted)) = std::future::poll_fn(|cx| {
-                for (slot, future) in running.iter_mut().enumerate() {
-                    if let Poll::Ready(out) = Pin::as_mut(future).poll(cx) {
-                        return Poll::Ready((slot, out));
-                    }
-                }
-                Poll::Pending
-            })
-            .await;
-            drop(running.swap_remove(slot));
-            let attempts = match &attempted {
-                Ok(done) => done.attempts,
-                Err(error) => error.attempt(),
             };
-            self.item_ended(def.name, index, item, attempted.is_ok(), attempts);
+            let (attempts, finished_at) = match &attempted {
+                Ok(done) => (done.attempts, done.finished_at),
+                Err(error) => (error.attempt(), self.now()),
+            };
+            let ended = Ended {
+                ok: attempted.is_ok(),
+                attempts,
+                finished_at,
+            };
+            self.item_ended(def.name, index, item, ended);
             let saved = match attempted {
                 Ok(Attempted { value, .. }) => self.save(def, index, unit(item), &value).await.map(
                     // The first output recorded for the unit wins.
@@ -206,11 +208,15 @@ impl RunCx {
     }
 
     /// Records how element `item` ended, and tells listeners.
-    fn item_ended(&self, step: &'static str, index: usize, item: usize, ok: bool, attempts: u32) {
-        let now = self.now();
+    fn item_ended(&self, step: &'static str, index: usize, item: usize, how: Ended) {
+        let Ended {
+            ok,
+            attempts,
+            finished_at,
+        } = how;
         let mut ended = None;
         self.item(index, item, |row| {
-            row.finished_at = Some(now);
+            row.finished_at = Some(finished_at);
             row.attempts = attempts;
             row.status = if ok {
                 StepStatus::Succeeded
@@ -231,6 +237,13 @@ impl RunCx {
             });
         }
     }
+}
+
+/// How one element ended.
+struct Ended {
+    ok: bool,
+    attempts: u32,
+    finished_at: Duration,
 }
 
 /// A failed map's context: its key, with each finished element's output

@@ -88,6 +88,8 @@ impl RunCx {
             model_override: None,
             finishes: true,
             measure,
+            started_at: None,
+            element: false,
         };
         match self.attempts(what, call, &validate).await {
             Ok(done) => Ok(done.value),
@@ -137,6 +139,8 @@ impl RunCx {
             model_override: None,
             finishes: false,
             measure: measure && self.store().is_none(),
+            started_at: None,
+            element: false,
         };
         // Each arm builds its future in place: binding a step's whole state to
         // a variable first would copy it once per step.
