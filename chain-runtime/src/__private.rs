@@ -18,13 +18,18 @@ pub fn no_fallback<T>() -> Option<fn() -> T> {
     None
 }
 
+/// The cache key of a map step's elements with no `cache = ...`.
+pub fn no_item_hash<E>() -> Option<fn(&E) -> u64> {
+    None
+}
+
 /// The hook of a step with no `validate = ...`.
 pub fn no_validation<T>(_: &T) -> Result<(), String> {
     Ok(())
 }
 
 /// Hashes a step's inputs for the step-result cache (their JSON, in order).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct InputHash(u64);
 
 impl InputHash {

@@ -117,6 +117,10 @@ pub enum EventKind {
         item: usize,
         /// Whether it produced an output.
         succeeded: bool,
+        /// Whether the step-result cache answered for it.
+        cached: bool,
+        /// `default` or `model:<name>` when a fallback answered for it.
+        fallback: Option<String>,
         /// The attempts it used.
         attempts: u32,
         /// Tokens its model calls used.

@@ -184,6 +184,21 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
         } else {
             format_ident!("map")
         };
+        // Each element's cache key: the shared inputs' hash, then the element's.
+        let inputs = if step.options.cache_ms.is_some() {
+            let shared = (0..step.args.len())
+                .filter(|n| n != position)
+                .map(|n| format_ident!("__chain_a{}", n));
+            quote! {
+                ::core::option::Option::Some({
+                    let __chain_shared = ::prompt_chain::__private::InputHash::new()#(.feed(#shared))*;
+                    move |__chain_item: &_| __chain_shared.feed(__chain_item).finish()
+                })
+            }
+        } else {
+            quote!(::prompt_chain::__private::no_item_hash())
+        };
+        let fallback = step_fallback(step);
         quote! {
             __chain_run
                 .#method(
@@ -191,6 +206,8 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
                     #items,
                     move |__chain_cx: ::prompt_chain::StepCx, __chain_item| async move { #call },
                     #validate,
+                    #inputs,
+                    #fallback,
                 )
                 .await?
         }
@@ -214,13 +231,7 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
                 .await?
         }
     } else {
-        let fallback = match &step.options.fallback {
-            Some(path) => {
-                let path = child_path(path);
-                quote_spanned!(path.span()=> ::core::option::Option::Some(#path))
-            }
-            None => quote!(::prompt_chain::__private::no_fallback()),
-        };
+        let fallback = step_fallback(step);
         let inputs = if step.options.cache_ms.is_some() {
             let locals = (0..step.args.len()).map(|n| format_ident!("__chain_a{}", n));
             quote!(::core::option::Option::Some(::prompt_chain::__private::InputHash::new()#(.feed(#locals))*.finish()))
@@ -246,6 +257,17 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
             #store
             ::core::result::Result::<(), ::prompt_chain::ChainError>::Ok(())
         });
+    }
+}
+
+/// A step's `fallback = f`, as the runtime takes it.
+fn step_fallback(step: &crate::ast::StepDecl) -> TokenStream {
+    match &step.options.fallback {
+        Some(path) => {
+            let path = child_path(path);
+            quote_spanned!(path.span()=> ::core::option::Option::Some(#path))
+        }
+        None => quote!(::prompt_chain::__private::no_fallback()),
     }
 }
 

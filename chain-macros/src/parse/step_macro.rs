@@ -206,15 +206,11 @@ pub(super) fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> O
     })
 }
 
-/// Reports the options a map step cannot take (yet), on their values' step.
+/// Reports the options a map step cannot take (a loop's), on its `each`.
 fn map_options(cx: &mut Ctxt, key: &Ident, each: &Ident, options: &crate::ast::StepOptions) {
     let refused = [
-        (options.max.is_some(), "`max` (a loop)"),
-        (options.until.is_some(), "`until` (a loop)"),
-        (options.cache_ms.is_some(), "`cache`"),
-        (options.fallback.is_some(), "`fallback`"),
-        (options.fallback_model.is_some(), "`fallback_model`"),
-        (options.deadline_ms.is_some(), "`deadline`"),
+        (options.max.is_some(), "`max`"),
+        (options.until.is_some(), "`until`"),
     ];
     let refused: Vec<&str> = refused
         .iter()
@@ -225,7 +221,7 @@ fn map_options(cx: &mut Ctxt, key: &Ident, each: &Ident, options: &crate::ast::S
         cx.error_spanned_by(
             each,
             format!(
-                "map step `{key}` cannot take {}: a map step takes `retry`, `reask`, `timeout`, `validate`, `max_tokens` and `concurrency`, which apply to each element",
+                "map step `{key}` cannot take {}: a map step runs each element once, it cannot also be a loop; to repeat work per element, map a sub-chain whose step loops",
                 refused.join(" or ")
             ),
         );

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::attempt::{Attempted, Attempts};
+use super::cache::CacheEntry;
 use super::run::RunCx;
 use crate::context::StepCx;
 use crate::error::{ChainError, StepResult};
@@ -24,66 +25,109 @@ use crate::report::{ItemRecord, StepStatus};
 /// Items in flight when a map step sets no `concurrency = N`.
 pub(crate) const DEFAULT_CONCURRENCY: u32 = 8;
 
+/// What happens to each element besides its attempts: its cache key (the
+/// hash of its inputs, with `cache = ...`) and its fallback (`fallback = f`).
+struct PerElement<H, D> {
+    inputs: Option<H>,
+    fallback: Option<D>,
+    collect: bool,
+}
+
+/// How one element's run ended, before it is saved.
+enum Ran<T> {
+    /// Its attempts (or a fallback) answered, or it failed for good.
+    Attempted {
+        attempted: Result<Attempted<T>, ChainError>,
+        fell_back: Option<String>,
+        cache: Option<CacheEntry>,
+    },
+    /// The step-result cache answered.
+    Cached(T),
+}
+
 impl RunCx {
     /// Runs map step `index` over `items`: `call` runs once per element
-    /// (each with the step's attempts, validation and re-asks, under its
-    /// own unit address: element `i` is iteration `i + 1`), at most the
-    /// step's `concurrency` at a time; the results come back in input
-    /// order. Elements saved by an earlier execution of the run are
-    /// restored, not run. The first element that fails for good stops the
-    /// map (the others in flight are cancelled): the error names it, and
-    /// its context holds the finished elements (`null` for the others).
-    pub async fn map<'a, E, T, F, Fut, V>(
+    /// (each with the step's attempts, validation and re-asks, deadline,
+    /// fallbacks and cache, under its own unit address: element `i` is
+    /// iteration `i + 1`), at most the step's `concurrency` at a time; the
+    /// results come back in input order. `inputs` hashes an element with
+    /// the shared inputs for the cache; `fallback` answers for an element
+    /// whose retries are spent. Elements saved by an earlier execution of
+    /// the run are restored, not run. The first element that fails for good
+    /// stops the map (the others in flight are cancelled): the error names
+    /// it, and its context holds the finished elements (`null` for the
+    /// others).
+    pub async fn map<'a, E, T, F, Fut, V, H, D>(
         &self,
         index: usize,
         items: &'a [E],
         call: F,
         validate: V,
+        inputs: Option<H>,
+        fallback: Option<D>,
     ) -> Result<Vec<T>, ChainError>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(StepCx, &'a E) -> Fut,
         Fut: Future<Output = StepResult<T>>,
         V: Fn(&T) -> Result<(), String>,
+        H: Fn(&E) -> u64,
+        D: Fn() -> T,
     {
-        let results = self.map_units(index, items, call, validate, false).await?;
+        let each = PerElement {
+            inputs,
+            fallback,
+            collect: false,
+        };
+        let results = self.map_units(index, items, call, validate, each).await?;
         Ok(results.into_iter().filter_map(Result::ok).collect())
     }
 
     /// [`RunCx::map`] for `on_error = collect`: an element that fails for
     /// good is an [`ItemError`] in its place, and the others go on. Failed
     /// elements are not journaled, so a resumed run tries them again.
-    pub async fn map_collect<'a, E, T, F, Fut, V>(
+    pub async fn map_collect<'a, E, T, F, Fut, V, H, D>(
         &self,
         index: usize,
         items: &'a [E],
         call: F,
         validate: V,
+        inputs: Option<H>,
+        fallback: Option<D>,
     ) -> Result<Vec<Result<T, ItemError>>, ChainError>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(StepCx, &'a E) -> Fut,
         Fut: Future<Output = StepResult<T>>,
         V: Fn(&T) -> Result<(), String>,
+        H: Fn(&E) -> u64,
+        D: Fn() -> T,
     {
-        self.map_units(index, items, call, validate, true).await
+        let each = PerElement {
+            inputs,
+            fallback,
+            collect: true,
+        };
+        self.map_units(index, items, call, validate, each).await
     }
 
     /// The map itself; with `collect`, a failed element is kept as an
     /// [`ItemError`] instead of stopping the map.
-    async fn map_units<'a, E, T, F, Fut, V>(
+    async fn map_units<'a, E, T, F, Fut, V, H, D>(
         &self,
         index: usize,
         items: &'a [E],
         call: F,
         validate: V,
-        collect: bool,
+        each: PerElement<H, D>,
     ) -> Result<Vec<Result<T, ItemError>>, ChainError>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(StepCx, &'a E) -> Fut,
         Fut: Future<Output = StepResult<T>>,
         V: Fn(&T) -> Result<(), String>,
+        H: Fn(&E) -> u64,
+        D: Fn() -> T,
     {
         let def = self.step_def(index)?;
         let concurrency = def
@@ -95,7 +139,9 @@ impl RunCx {
         for item in 0..items.len() {
             results.push(self.restore::<T>(def, index, unit(item))?.map(Ok));
         }
-        let measure = self.shared.runtime.observation().measure_outputs() && self.store().is_none();
+        let measure_outputs = self.shared.runtime.observation().measure_outputs();
+        // With a store the saved bytes are measured, not the value.
+        let measure = measure_outputs && self.store().is_none();
         let started = self.now();
         self.shared.record(index, |record| {
             record.ready_at.get_or_insert(started);
@@ -110,7 +156,7 @@ impl RunCx {
                 })
                 .collect();
         });
-        // One element's attempts; its future exists only while it runs.
+        // One element's run; its future exists only while it runs.
         let run_item = |item: usize, started_at: Duration| {
             let what = Attempts {
                 def,
@@ -123,13 +169,35 @@ impl RunCx {
                 element: true,
             };
             let element = &items[item];
-            let call = &call;
-            let validate = &validate;
+            let (call, validate, each) = (&call, &validate, &each);
             async move {
-                let attempted = self
-                    .attempts(what, move |cx| call(cx, element), validate)
-                    .await;
-                (item, attempted)
+                let cache = each
+                    .inputs
+                    .as_ref()
+                    .and_then(|hash| self.cache_for(def, Some(hash(element))));
+                if let Some(entry) = &cache {
+                    match self.cache_get::<T>(def, index, entry).await {
+                        Ok(Some(value)) => return (item, Ran::Cached(value)),
+                        Ok(None) => {}
+                        Err(error) => {
+                            let ran = Ran::Attempted {
+                                attempted: Err(error),
+                                fell_back: None,
+                                cache: None,
+                            };
+                            return (item, ran);
+                        }
+                    }
+                }
+                let default = each.fallback.as_ref().map(|default| move || default());
+                let mut call = move |cx| call(cx, element);
+                let (attempted, fell_back) = self.settle(what, &mut call, validate, default).await;
+                let ran = Ran::Attempted {
+                    attempted,
+                    fell_back,
+                    cache,
+                };
+                (item, ran)
             }
         };
         let missing: Vec<usize> = (0..items.len())
@@ -154,30 +222,55 @@ impl RunCx {
                     None => break,
                 }
             }
-            let Some((item, attempted)) = running.next().await else {
+            let Some((item, ran)) = running.next().await else {
                 break;
+            };
+            let (attempted, fell_back, cache, status) = match ran {
+                Ran::Attempted {
+                    attempted,
+                    fell_back,
+                    cache,
+                } => (attempted, fell_back, cache, StepStatus::Succeeded),
+                Ran::Cached(value) => {
+                    let cached = Attempted {
+                        value,
+                        attempts: 0,
+                        finished_at: self.now(),
+                    };
+                    (Ok(cached), None, None, StepStatus::Cached)
+                }
             };
             let (attempts, finished_at) = match &attempted {
                 Ok(done) => (done.attempts, done.finished_at),
                 Err(error) => (error.attempt(), self.now()),
             };
-            let ended = Ended {
-                ok: attempted.is_ok(),
-                attempts,
-                finished_at,
-            };
-            self.item_ended(def.name, index, item, ended);
             let saved = match attempted {
-                Ok(Attempted { value, .. }) => self.save(def, index, unit(item), &value).await.map(
-                    // The first output recorded for the unit wins.
-                    |recorded| recorded.unwrap_or(value),
-                ),
+                Ok(done) => self
+                    .persist(def, index, unit(item), done.value, cache.as_ref())
+                    .await
+                    .map(|(value, size)| {
+                        if measure_outputs && let Some(size) = size {
+                            self.element_size(index, size);
+                        }
+                        value
+                    }),
                 Err(error) => Err(error.with_item(item)),
             };
+            let ended = Ended {
+                status: if saved.is_ok() {
+                    status
+                } else {
+                    StepStatus::Failed
+                },
+                attempts,
+                finished_at,
+                fallback: fell_back,
+            };
+            self.item_ended(def.name, index, item, ended);
             match saved {
                 Ok(value) => results[item] = Some(Ok(value)),
                 // A failed element is an outcome; a failed save is not.
-                Err(error) if collect && error.item().is_some() => {
+                Err(error) if each.collect && error.item().is_some() => {
                     results[item] = Some(Err(ItemError {
                         item,
                         attempts: error.attempt(),
@@ -207,22 +300,29 @@ impl RunCx {
         });
     }
 
+    /// Adds element output of `bytes` to map step `index`'s output size
+    /// (`[a,b]`: each element, its separator or a bracket, and the closing
+    /// bracket counted by the first).
+    fn element_size(&self, index: usize, bytes: u64) {
+        self.shared.record(index, |record| {
+            record.output_bytes = Some(record.output_bytes.unwrap_or(1) + bytes + 1);
+        });
+    }
+
     /// Records how element `item` ended, and tells listeners.
     fn item_ended(&self, step: &'static str, index: usize, item: usize, how: Ended) {
         let Ended {
-            ok,
+            status,
             attempts,
             finished_at,
+            fallback,
         } = how;
         let mut ended = None;
         self.item(index, item, |row| {
             row.finished_at = Some(finished_at);
             row.attempts = attempts;
-            row.status = if ok {
-                StepStatus::Succeeded
-            } else {
-                StepStatus::Failed
-            };
+            row.status = status;
+            row.fallback.clone_from(&fallback);
             ended = Some((row.usage, row.cost_usd));
         });
         if let Some((usage, cost_usd)) = ended {
@@ -230,7 +330,9 @@ impl RunCx {
                 step,
                 index,
                 item,
-                succeeded: ok,
+                succeeded: status != StepStatus::Failed,
+                cached: status == StepStatus::Cached,
+                fallback: fallback.clone(),
                 attempts,
                 usage,
                 cost_usd,
@@ -241,9 +343,10 @@ impl RunCx {
 
 /// How one element ended.
 struct Ended {
-    ok: bool,
+    status: StepStatus,
     attempts: u32,
     finished_at: Duration,
+    fallback: Option<String>,
 }
 
 /// A failed map's context: its key, with each finished element's output

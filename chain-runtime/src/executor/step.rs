@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::attempt::{Attempted, Attempts};
+use super::cache::CacheEntry;
 use super::policy::{Fallback, fallback};
 use super::run::RunCx;
 use crate::context::StepCx;
@@ -108,7 +109,7 @@ impl RunCx {
         inputs: Option<u64>,
         mut call: F,
         validate: V,
-        mut default: Option<D>,
+        default: Option<D>,
     ) -> Result<T, ChainError>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -142,6 +143,53 @@ impl RunCx {
             started_at: None,
             element: false,
         };
+        let (attempted, fell_back) = self.settle(what, &mut call, &validate, default).await;
+        if let Some(fallback) = fell_back {
+            self.fell_back(index, def, fallback);
+        }
+        let done = match attempted {
+            Ok(done) => done,
+            Err(error) => {
+                self.end(index, false, None);
+                return Err(error);
+            }
+        };
+        let (value, size) = match self
+            .persist(def, index, 0, done.value, cache.as_ref())
+            .await
+        {
+            Ok(kept) => kept,
+            Err(error) => {
+                self.end(index, false, None);
+                return Err(error);
+            }
+        };
+        if measure && let Some(size) = size {
+            self.output_size(index, size);
+        }
+        self.end(index, true, Some(done.finished_at));
+        Ok(value)
+    }
+
+    /// The attempts of one unit of step `what.def` under its deadline, then
+    /// its fallbacks in the policy's order once the retries are spent.
+    /// Returns how it went and, if a fallback answered, which one
+    /// (`model:<name>` or `default`).
+    pub(super) async fn settle<T, F, Fut, V, D>(
+        &self,
+        what: Attempts,
+        call: &mut F,
+        validate: &V,
+        mut default: Option<D>,
+    ) -> (Result<Attempted<T>, ChainError>, Option<String>)
+    where
+        T: Serialize + Send + Sync + 'static,
+        D: FnOnce() -> T,
+        F: FnMut(StepCx) -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+        V: Fn(&T) -> Result<(), String>,
+    {
+        let Attempts { def, index, .. } = what;
         // Each arm builds its future in place: binding a step's whole state to
         // a variable first would copy it once per step.
         let mut attempted = match def.options.deadline {
@@ -149,17 +197,21 @@ impl RunCx {
             // every step's future (so every run in flight) larger.
             Some(after) => Box::pin(tokio::time::timeout(
                 after,
-                self.attempts(what, &mut call, &validate),
+                self.attempts(what, &mut *call, validate),
             ))
             .await
             .unwrap_or_else(|_| {
                 Err(self.step_error(def, index, FailureKind::StepDeadline { after }))
             }),
-            None => self.attempts(what, &mut call, &validate).await,
+            None => self.attempts(what, &mut *call, validate).await,
         };
         // Retries spent: the step's fallbacks, in the policy's order.
         let mut model_tried = false;
+        let mut fell_back = None;
+        // Attempts spent before a fallback answered.
+        let mut spent = 0;
         while let Err(error) = &attempted {
+            spent += error.attempt();
             match fallback(
                 error.kind(),
                 def.options.fallback_model,
@@ -170,72 +222,57 @@ impl RunCx {
                     model_tried = true;
                     let what = Attempts {
                         model_override: Some(model),
+                        started_at: None,
                         ..what
                     };
-                    attempted = self.attempts(what, &mut call, &validate).await;
-                    if attempted.is_ok() {
-                        self.fell_back(index, def, format!("model:{model}"));
+                    attempted = self.attempts(what, &mut *call, validate).await;
+                    if let Ok(done) = &mut attempted {
+                        done.attempts += spent;
+                        fell_back = Some(format!("model:{model}"));
                     }
                 }
                 Fallback::Default => {
                     let Some(default) = default.take() else { break };
-                    self.fell_back(index, def, "default".to_owned());
+                    fell_back = Some("default".to_owned());
                     attempted = Ok(Attempted {
                         value: default(),
-                        attempts: 0,
+                        attempts: spent,
                         finished_at: self.now(),
                     });
                 }
                 Fallback::None => break,
             }
         }
-        let done = match attempted {
-            Ok(done) => done,
-            Err(error) => {
-                self.end(index, false, None);
-                return Err(error);
-            }
-        };
-        // Serialized once: the saved record, the output's size and the cache entry.
-        let bytes = match self.store() {
-            Some(_) => match self.encode(def, index, &done.value) {
-                Ok(bytes) => Some(bytes),
-                Err(error) => {
-                    self.end(index, false, None);
-                    return Err(error);
-                }
-            },
-            None => None,
-        };
-        let mut value = done.value;
-        if let Some(bytes) = &bytes {
-            // The first output recorded for the unit wins: if another owner
-            // recorded one, that is the value everyone reads.
-            let winner = match self.save_bytes(def, index, 0, bytes).await {
-                Ok(winner) => winner,
-                Err(error) => {
-                    self.end(index, false, None);
-                    return Err(error);
-                }
-            };
-            if let Some(winner) = winner {
-                match self.decode(def, index, &winner) {
-                    Ok(recorded) => value = recorded,
-                    Err(error) => {
-                        self.end(index, false, None);
-                        return Err(error);
-                    }
-                }
-            }
-            if measure {
-                self.output_size(index, bytes.len() as u64);
-            }
-            if let Some(cache) = &cache {
-                self.cache_put(def, cache, bytes).await;
-            }
+        (attempted, fell_back)
+    }
+
+    /// Saves `value` as unit `unit` of step `index` and puts it in `cache`,
+    /// serialized once; returns the value everyone reads (a record another
+    /// owner made first wins) and its size in bytes. Without a store, the
+    /// value as it is.
+    pub(super) async fn persist<T>(
+        &self,
+        def: &'static StepDef,
+        index: usize,
+        unit: u32,
+        value: T,
+        cache: Option<&CacheEntry>,
+    ) -> Result<(T, Option<u64>), ChainError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        if self.store().is_none() {
+            return Ok((value, None));
         }
-        self.end(index, true, Some(done.finished_at));
-        Ok(value)
+        let bytes = self.encode(def, index, &value)?;
+        let value = match self.save_bytes(def, index, unit, &bytes).await? {
+            Some(winner) => self.decode(def, index, &winner)?,
+            None => value,
+        };
+        if let Some(cache) = cache {
+            self.cache_put(def, cache, &bytes).await;
+        }
+        Ok((value, Some(bytes.len() as u64)))
     }
 
     /// Records the size of step `index`'s output.

@@ -26,6 +26,8 @@ pub struct ItemRecord {
     pub usage: Usage,
     /// Their cost in US dollars, if priced.
     pub cost_usd: Option<f64>,
+    /// `default` or `model:<name>` when a fallback answered for it.
+    pub fallback: Option<String>,
 }
 
 impl ItemRecord {
@@ -38,6 +40,7 @@ impl ItemRecord {
             finished_at: None,
             usage: Usage::default(),
             cost_usd: None,
+            fallback: None,
         }
     }
 
