@@ -1,6 +1,7 @@
-//! Customer feedback in three dependent steps: extract what the customer says,
-//! classify it, write the reply. Each step needs the previous one's output, so
-//! nothing overlaps: the chain is a straight line.
+//! Customer feedback: extract what the customer says, triage each issue they
+//! raise (a map step: one model call per issue, side by side), sum the
+//! triage up, write the reply. Each stage needs the previous one's output:
+//! the chain is a straight line, widening only inside the map.
 //!
 //! ```text
 //! cargo run --example feedback_analysis
@@ -36,13 +37,33 @@ pub(crate) enum Sentiment {
     Negative,
 }
 
-/// How to treat the feedback.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[schemars(crate = "prompt_chain::schemars")]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+/// How to treat one issue.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(crate = "prompt_chain::schemars")]
+pub(crate) struct Triage {
+    severity: Severity,
+    urgent: bool,
+    #[schemars(length(min = 2, max = 40))]
+    team: String,
+}
+
+/// How to treat the feedback as a whole.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Classification {
     sentiment: Sentiment,
     urgent: bool,
-    #[schemars(length(min = 2, max = 40))]
+    /// The team of the most severe issue.
     team: String,
 }
 
@@ -57,24 +78,52 @@ async fn extract_feedback(cx: &StepCx, text: &str) -> StepResult<Feedback> {
         .await?)
 }
 
+/// The issues, as a key of their own: a map step runs over a key.
 #[step]
-async fn classify(cx: &StepCx, feedback: &Feedback) -> StepResult<Classification> {
-    let feedback = serde_json::to_string(feedback)?;
+async fn issues_of(_cx: &StepCx, feedback: &Feedback) -> StepResult<Vec<String>> {
+    Ok(feedback.issues.clone())
+}
+
+/// One issue (`cx.item()` says which): its severity, urgency and owner.
+#[step]
+async fn triage_issue(cx: &StepCx, issue: &str, feedback: &Feedback) -> StepResult<Triage> {
     Ok(cx
         .llm()
         .structured(format!(
-            "Classify this feedback: sentiment (positive, mixed, negative), whether it is urgent, \
-             and which team owns it. Answer as JSON.\n{feedback}"
+            "A customer of the {} reported this issue: \"{issue}\". Rate its severity (low, \
+             medium, high), say whether it is urgent, and name the team that owns it. \
+             Answer as JSON {{\"severity\": \"...\", \"urgent\": true, \"team\": \"...\"}}.",
+            feedback.product
         ))
         .await?)
 }
 
-fn names_a_team(classification: &Classification) -> Result<(), String> {
-    if classification.team.trim().is_empty() {
-        Err("the classification routes the feedback to no team".into())
+fn names_a_team(triage: &Triage) -> Result<(), String> {
+    if triage.team.trim().is_empty() {
+        Err("the triage routes the issue to no team".into())
     } else {
         Ok(())
     }
+}
+
+/// The feedback as a whole, from its issues' triage: no model call.
+#[step]
+async fn classify(
+    _cx: &StepCx,
+    feedback: &Feedback,
+    triage: &[Triage],
+) -> StepResult<Classification> {
+    let sentiment = match (feedback.praise.is_empty(), triage.is_empty()) {
+        (false, false) => Sentiment::Mixed,
+        (true, false) => Sentiment::Negative,
+        _ => Sentiment::Positive,
+    };
+    let worst = triage.iter().max_by_key(|t| (t.severity, t.urgent));
+    Ok(Classification {
+        sentiment,
+        urgent: triage.iter().any(|t| t.urgent),
+        team: worst.map_or_else(|| "customer care".to_owned(), |t| t.team.clone()),
+    })
 }
 
 #[step]
@@ -100,11 +149,16 @@ async fn respond(
 #[chain]
 pub(crate) async fn feedback_analysis(text: String) -> String {
     step!(feedback = extract_feedback(text), max_tokens = 400);
+    step!(issues = issues_of(feedback));
+    // One model call per issue, at most four at a time; each is validated
+    // (and re-asked) on its own.
     step!(
-        classification = classify(feedback),
+        triage = triage_issue(each issues, feedback),
+        concurrency = 4,
         validate = names_a_team,
         max_tokens = 100
     );
+    step!(classification = classify(feedback, triage));
     // A written answer can run past its token limit (small models ramble):
     // it is asked again twice, then the step is retried.
     step!(
@@ -132,9 +186,16 @@ pub(crate) fn scripted_model() -> ScriptedModel {
             .after(ms(210)),
         )
         .on_step(
-            "classify",
-            ScriptedReply::text(r#"{"sentiment": "mixed", "urgent": true, "team": "hardware support"}"#)
-                .after(ms(150)),
+            "triage_issue",
+            ScriptedReply::from_fn(|request| {
+                if request.prompt().contains("dimmer") {
+                    r#"{"severity": "high", "urgent": true, "team": "hardware support"}"#
+                } else {
+                    r#"{"severity": "medium", "urgent": false, "team": "app"}"#
+                }
+                .to_owned()
+            })
+            .after(ms(150)),
         )
         .on_step(
             "respond",
@@ -193,6 +254,14 @@ async fn main() -> ExitCode {
         }
     };
     println!("Product: {}", outputs.feedback.product);
+    for (issue, triage) in outputs.issues.iter().zip(&outputs.triage) {
+        println!(
+            "Issue: {issue} ({:?}{}, {})",
+            triage.severity,
+            if triage.urgent { ", urgent" } else { "" },
+            triage.team
+        );
+    }
     println!(
         "Sentiment: {:?}, urgent: {}, team: {}",
         outputs.classification.sentiment,
@@ -209,7 +278,10 @@ async fn main() -> ExitCode {
     print!("{}", report.timeline(40));
     let overlapping = report.overlapping();
     if overlapping.is_empty() {
-        println!("No steps overlapped: each one needs the previous one's output.");
+        println!(
+            "No steps overlapped: each one needs the previous one's output \
+             (the issues were triaged side by side, inside one map step)."
+        );
     }
     for (a, b) in overlapping {
         println!("  {a} ∥ {b}");

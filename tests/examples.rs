@@ -62,6 +62,12 @@ async fn feedback_analysis_is_a_straight_line() {
     let out = to_json(&outcome.result.expect("the analysis completes"));
     assert_eq!(out["classification"]["sentiment"], "mixed");
     assert_eq!(out["classification"]["team"], "hardware support");
+    // The two issues were triaged side by side, each its own element.
+    assert_eq!(out["triage"][0]["severity"], "high");
+    assert_eq!(out["triage"][1]["team"], "app");
+    let triage = report.step("triage").expect("the map ran");
+    assert_eq!(triage.items.len(), 2);
+    assert_eq!(triage.duration(), Some(ms(150)));
     assert!(
         out["reply"]
             .as_str()
@@ -86,9 +92,23 @@ async fn parallel_analysis_takes_its_slowest_branch_plus_synthesis() {
     assert_eq!(report.duration, ms(460 + 200));
     assert_eq!(
         report.overlapping().len(),
-        6,
-        "all four analyses overlap pairwise"
+        10,
+        "the four analyses and the map over the evidence overlap pairwise"
     );
+    assert_eq!(out["findings"].as_array().map(Vec::len), Some(3));
+    assert_eq!(out["findings"][1]["supports_proposal"], false);
+    let findings = report.step("findings").expect("the map ran");
+    assert_eq!(
+        findings.duration(),
+        Some(ms(300)),
+        "three documents side by side"
+    );
+    // One call at a time: every analysis, every document, the synthesis.
+    assert_eq!(
+        report.sequential_time(),
+        ms(380 + 250 + 460 + 300 + 3 * 300 + 200)
+    );
+    assert!(report.timeline(40).contains("(3 elements)"));
     let synth = report.step("synthesize").expect("synthesize ran");
     assert_eq!(synth.started_at, Some(ms(460)));
 }

@@ -379,9 +379,19 @@ impl ExecutionReport {
         self.usage
     }
 
-    /// The sum of the step durations: what a one-step-at-a-time runner would take.
+    /// The sum of the step durations (a map step's: the sum of its
+    /// elements'): what a one-call-at-a-time runner would take.
     pub fn sequential_time(&self) -> Duration {
-        self.steps.iter().filter_map(StepRecord::duration).sum()
+        self.steps
+            .iter()
+            .map(|step| {
+                if step.items.is_empty() {
+                    step.duration().unwrap_or_default()
+                } else {
+                    step.items.iter().filter_map(ItemRecord::duration).sum()
+                }
+            })
+            .sum()
     }
 
     /// The report as pretty JSON.

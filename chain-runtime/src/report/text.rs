@@ -55,7 +55,15 @@ impl ExecutionReport {
                     },
                 ),
             };
-            out.push_str(&format!("{:<name_width$}  |{bar}|  {window}\n", step.name));
+            let elements = match step.items.len() {
+                0 => String::new(),
+                1 => "  (1 element)".to_owned(),
+                n => format!("  ({n} elements)"),
+            };
+            out.push_str(&format!(
+                "{:<name_width$}  |{bar}|  {window}{elements}\n",
+                step.name
+            ));
         }
         out
     }
