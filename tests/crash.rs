@@ -1,9 +1,11 @@
 //! The crash test: a real child process runs a chain against the SQLite
 //! store and is killed with SIGKILL at seeded random moments (during parallel
-//! steps, inside a route), then resumed, until every run completes. Checked:
-//! each run's output equals an uncrashed run's; no step runs again once its
-//! output was checkpointed (sub-chain calls included: one step calls a
-//! sub-chain three times); no step runs twice in one process.
+//! steps, inside a route, in the middle of a map step), then resumed, until
+//! every run completes. Checked: each run's output equals an uncrashed run's;
+//! no step (and no element of a map step) runs again once its output was
+//! checkpointed (sub-chain calls included: one step calls a sub-chain three
+//! times), so a resumed map runs only its missing elements; no step runs
+//! twice in one process.
 //!
 //! The child is this test binary itself, running the ignored test
 //! `crash_child` (it does nothing unless the parent starts it).
@@ -34,7 +36,15 @@ impl CallLog {
             .create(true)
             .append(true)
             .open(&self.path)?;
-        writeln!(file, "{} {} {}", cx.run_id(), cx.key(), self.process)
+        writeln!(file, "{} {} {}", cx.run_id(), unit(cx), self.process)
+    }
+}
+
+/// A step's unit: its key, or `key#i` for element `i` of a map step.
+fn unit(cx: &StepCx) -> String {
+    match cx.item() {
+        Some(item) => format!("{}#{item}", cx.key()),
+        None => cx.key().to_owned(),
     }
 }
 
@@ -49,7 +59,7 @@ fn mix(seed: u64, salt: &str) -> u64 {
 /// A step's body: log the call, take 5–34 ms, return a value from its inputs.
 async fn work(cx: &StepCx, seed: u64, input: &str) -> StepResult<String> {
     cx.require::<CallLog>()?.record(cx)?;
-    tokio::time::sleep(Duration::from_millis(5 + mix(seed, cx.key()) % 30)).await;
+    tokio::time::sleep(Duration::from_millis(5 + mix(seed, &unit(cx)) % 30)).await;
     Ok(format!("{}({input})", cx.key()))
 }
 
@@ -101,8 +111,29 @@ async fn right_one(cx: &StepCx, seed: &u64, c: &str) -> StepResult<String> {
 }
 
 #[step]
-async fn last(cx: &StepCx, seed: &u64, e: &str, a: &str, g: &str) -> StepResult<String> {
-    work(cx, *seed, &format!("{e}|{a}|{g}")).await
+async fn last(
+    cx: &StepCx,
+    seed: &u64,
+    e: &str,
+    a: &str,
+    g: &str,
+    marked: &[String],
+) -> StepResult<String> {
+    work(cx, *seed, &format!("{e}|{a}|{g}|{}", marked.join(","))).await
+}
+
+/// The list a map step runs over: known only when `c` is.
+#[step]
+async fn split_words(cx: &StepCx, seed: &u64, c: &str) -> StepResult<Vec<String>> {
+    let base = work(cx, *seed, c).await?;
+    let n = 4 + (mix(*seed, "words") % 5) as usize;
+    Ok((0..n).map(|i| format!("{}:{i}", base.len())).collect())
+}
+
+/// One element of the map.
+#[step]
+async fn mark(cx: &StepCx, word: &str, seed: &u64) -> StepResult<String> {
+    work(cx, *seed, word).await
 }
 
 /// A sub-chain, called three times by one step of `crashy`.
@@ -142,7 +173,9 @@ async fn crashy(seed: u64) -> String {
         Lane::Right => step!(e = right_one(seed, c)),
     });
     step!(g = fan(seed, c));
-    step!(f = last(seed, e, a, g));
+    step!(words = split_words(seed, c));
+    step!(marked = mark(each words, seed), concurrency = 3);
+    step!(f = last(seed, e, a, g, marked));
     f
 }
 
@@ -189,21 +222,33 @@ fn checkpointed(db: &Path, run: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every (run, step) checkpointed in the database, sub-chain runs included.
+/// Every (run, unit) checkpointed in the database, sub-chain runs included:
+/// a step's key, or `key#i` for element `i` of a map step (saved as
+/// iteration `i + 1`; this chain has no loops).
 fn checkpointed_everywhere(db: &Path) -> BTreeSet<(String, String)> {
     let Ok(connection) = rusqlite::Connection::open(db) else {
         return BTreeSet::new();
     };
-    let Ok(mut statement) = connection.prepare("SELECT run_id, key FROM steps WHERE iteration = 0")
-    else {
+    let Ok(mut statement) = connection.prepare("SELECT run_id, key, iteration FROM steps") else {
         return BTreeSet::new();
     };
     statement
         .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            let key = row.get::<_, String>(1)?;
+            let unit = match row.get::<_, i64>(2)? {
+                0 => key,
+                iteration => format!("{key}#{}", iteration - 1),
+            };
+            Ok((row.get::<_, String>(0)?, unit))
         })
         .map(|rows| rows.filter_map(Result::ok).collect())
         .unwrap_or_default()
+}
+
+/// Whether a kill landed with map elements in flight and others saved.
+fn mid_map(in_flight: &BTreeSet<String>, saved: &BTreeSet<String>) -> bool {
+    let element = |unit: &String| unit.starts_with("marked#");
+    in_flight.iter().any(element) && saved.iter().any(element)
 }
 
 /// The top-level runs in the database, with their status.
@@ -254,7 +299,9 @@ fn crash_test_kills_and_resumes() {
                 .any(|s| s.contains("d") || s.contains("e"))
             && kills_in_flight.iter().any(|s| s.contains("g"))
     };
-    while (kills < 50 || finals.len() < 8 || !covered(&in_flight_at_kills))
+    // Kills that landed with some of a map's elements saved, others in flight.
+    let mut mid_map_kills = 0u32;
+    while (kills < 50 || finals.len() < 8 || !covered(&in_flight_at_kills) || mid_map_kills == 0)
         && started.elapsed() < Duration::from_secs(240)
     {
         seed += 1;
@@ -327,7 +374,11 @@ fn crash_test_kills_and_resumes() {
                         (r == id && p == process.to_string()).then(|| key.to_owned())
                     })
                     .collect();
-                in_flight_at_kills.push(started_steps.difference(&saved).cloned().collect());
+                let in_flight = started_steps.difference(&saved).cloned().collect();
+                if mid_map(&in_flight, &saved) {
+                    mid_map_kills += 1;
+                }
+                in_flight_at_kills.push(in_flight);
             }
             for unit in checkpointed_everywhere(&db) {
                 checkpoint_seen_after.entry(unit).or_insert(process);
@@ -411,10 +462,12 @@ fn crash_test_kills_and_resumes() {
         .iter()
         .filter(|s| s.contains("g"))
         .count();
+    let maps = mid_map_kills;
     println!(
-        "{kills} kills over {} runs and {process} processes; {parallel} during both parallel steps, {route} inside the route, {sub_chains} during sub-chain calls",
+        "{kills} kills over {} runs and {process} processes; {parallel} during both parallel steps, {route} inside the route, {sub_chains} during sub-chain calls, {maps} in the middle of a map (some elements saved, others in flight)",
         finals.len()
     );
+    assert!(maps > 0, "no kill landed while map elements were in flight");
     assert!(
         sub_chains > 0,
         "no kill landed while a step called its sub-chains"
