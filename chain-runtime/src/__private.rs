@@ -3,8 +3,8 @@
 
 pub use crate::events::EventSink;
 pub use crate::executor::{
-    Branch, ContextValue, FromKey, KeyType, MapSource, RunCx, RunDeadline, RunOptions, Slot,
-    join_steps, join_steps_within, with_completed,
+    Branch, ContextValue, FromElement, FromKey, KeyType, MapSource, RunCx, RunDeadline, RunOptions,
+    Slot, join_steps, join_steps_within, with_completed,
 };
 pub use serde;
 

@@ -138,8 +138,7 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
     if let Some((position, _)) = &step.each
         && let (Some(slot), Some(arg)) = (args.get_mut(*position), step.args.get(*position))
     {
-        *slot =
-            quote_spanned!(arg.span()=> ::prompt_chain::__private::FromKey::from_key(__chain_item));
+        *slot = quote_spanned!(arg.span()=> ::prompt_chain::__private::FromElement::from_element(__chain_item));
     }
     let args = if looping {
         // A loop's first input is the previous iteration's output after the first.

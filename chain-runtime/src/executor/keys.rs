@@ -61,6 +61,49 @@ impl<'a, T> FromKey<'a, Option<T>> for Option<&'a T> {
     }
 }
 
+/// How a map step's parameter takes one element of its list (`f(each
+/// list)`): by reference (`&T`), as a borrowed view, or as a clone. The same
+/// forms as [`FromKey`], spelled apart so a mismatch speaks of elements.
+#[diagnostic::on_unimplemented(
+    message = "each element of this list is `{E}`, which a step parameter of type `{Self}` cannot take",
+    label = "each element is `{E}`, but the step takes `{Self}` here",
+    note = "a mapped parameter takes one element by reference (`&{E}`), as a view (`&str` from `String`, `&[T]` from `Vec<T>`), or as a clone (`{E}`, which needs `{E}: Clone`)"
+)]
+pub trait FromElement<'a, E: ?Sized> {
+    /// Takes the parameter from one element.
+    fn from_element(element: &'a E) -> Self;
+}
+
+impl<'a, T: Clone> FromElement<'a, T> for T {
+    fn from_element(element: &'a T) -> T {
+        element.clone()
+    }
+}
+
+impl<'a, T: ?Sized> FromElement<'a, T> for &'a T {
+    fn from_element(element: &'a T) -> &'a T {
+        element
+    }
+}
+
+impl<'a> FromElement<'a, String> for &'a str {
+    fn from_element(element: &'a String) -> &'a str {
+        element
+    }
+}
+
+impl<'a, T> FromElement<'a, Vec<T>> for &'a [T] {
+    fn from_element(element: &'a Vec<T>) -> &'a [T] {
+        element
+    }
+}
+
+impl<'a, T> FromElement<'a, Option<T>> for Option<&'a T> {
+    fn from_element(element: &'a Option<T>) -> Option<&'a T> {
+        element.as_ref()
+    }
+}
+
 /// A key a map step runs over (`f(each key)`): a list, whose elements feed
 /// the step one at a time.
 #[diagnostic::on_unimplemented(

@@ -27,6 +27,6 @@ mod step;
 pub(crate) use durability::load_input;
 pub use error_context::{ContextValue, with_completed};
 pub use join::{Branch, RunDeadline, join_steps, join_steps_within};
-pub use keys::{FromKey, KeyType, MapSource};
+pub use keys::{FromElement, FromKey, KeyType, MapSource};
 pub use run::{RunCx, RunOptions};
 pub use slot::Slot;
