@@ -135,6 +135,8 @@ async fn a_fallback_answers_for_the_element_that_failed_and_only_for_it() {
     assert_eq!(rows[1].attempts, 2);
     assert_eq!((rows[0].fallback.as_deref(), rows[0].attempts), (None, 1));
     assert_eq!(step.fallback, None, "the step as a whole did not fall back");
+    let summary = step.item_summary().expect("a map step");
+    assert_eq!((summary.succeeded, summary.fell_back), (3, 1));
     let seen = items.0.lock().expect("events").clone();
     assert!(
         seen.contains(&(1, true, false, Some("default".into()))),
@@ -208,6 +210,17 @@ async fn the_cache_keys_each_element_on_its_own_inputs() {
         ]
     );
     assert_eq!(rows[0].attempts, 0);
+    let step = second.report.step("labels").expect("recorded");
+    let summary = step.item_summary().expect("a map step");
+    assert_eq!(
+        (summary.cached, summary.succeeded, summary.unfinished),
+        (2, 1, 0)
+    );
+    let table = second.report.to_string();
+    assert!(
+        table.contains("└ 3 elements: 1 succeeded, 2 cached; 1 attempts"),
+        "{table}"
+    );
     // The shared input is part of each element's key.
     let third = cached::execute(&rt, run(&["a"], "angry")).await;
     assert_eq!(third.result.expect("runs").labels, issues(&["a"]));

@@ -62,6 +62,10 @@ pub struct ItemSummary {
     pub failed: usize,
     /// Elements restored from an earlier execution.
     pub restored: usize,
+    /// Elements the step-result cache answered.
+    pub cached: usize,
+    /// Elements a fallback answered (counted in `succeeded` too).
+    pub fell_back: usize,
     /// Elements that never started or were cancelled.
     pub unfinished: usize,
     /// Attempts over all elements.
@@ -86,17 +90,20 @@ impl ItemSummary {
                 .get(((last as f64) * fraction).round() as usize)
                 .copied()
         };
-        let (succeeded, failed, restored) = (
+        let (succeeded, failed, restored, cached) = (
             count(StepStatus::Succeeded),
             count(StepStatus::Failed),
             count(StepStatus::Restored),
+            count(StepStatus::Cached),
         );
         Self {
             total: items.len(),
             succeeded,
             failed,
             restored,
-            unfinished: items.len() - succeeded - failed - restored,
+            cached,
+            fell_back: items.iter().filter(|i| i.fallback.is_some()).count(),
+            unfinished: items.len() - succeeded - failed - restored - cached,
             attempts: items.iter().map(|i| i.attempts).sum(),
             p50: at(0.5),
             p95: at(0.95),

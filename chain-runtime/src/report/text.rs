@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{ExecutionReport, StepStatus};
+use super::{ExecutionReport, ItemSummary, StepStatus};
 
 impl ExecutionReport {
     /// A text Gantt chart of the run: one bar per step over the run's duration,
@@ -69,6 +69,32 @@ impl ExecutionReport {
     }
 }
 
+/// A map step's elements in a few words: counts by outcome, then the
+/// spread of their durations.
+fn elements(summary: &ItemSummary) -> String {
+    let mut parts = vec![format!("{} succeeded", summary.succeeded)];
+    for (count, what) in [
+        (summary.failed, "failed"),
+        (summary.cached, "cached"),
+        (summary.restored, "restored"),
+        (summary.unfinished, "unfinished"),
+        (summary.fell_back, "by a fallback"),
+    ] {
+        if count > 0 {
+            parts.push(format!("{count} {what}"));
+        }
+    }
+    format!(
+        "{} elements: {}; {} attempts; p50 {} ms, p95 {} ms, max {} ms",
+        summary.total,
+        parts.join(", "),
+        summary.attempts,
+        millis(summary.p50),
+        millis(summary.p95),
+        millis(summary.max)
+    )
+}
+
 fn millis(duration: Option<Duration>) -> String {
     duration.map_or_else(
         || "-".to_owned(),
@@ -123,6 +149,11 @@ impl fmt::Display for ExecutionReport {
                 step.output_bytes
                     .map_or_else(|| "-".to_owned(), |b| b.to_string()),
             )?;
+            // A map step: its elements in one line, however many there are
+            // (each one is in `StepRecord::items`).
+            if let Some(summary) = step.item_summary() {
+                writeln!(f, "      {:<width$}  └ {}", "", elements(&summary))?;
+            }
         }
         for route in &self.routes {
             writeln!(

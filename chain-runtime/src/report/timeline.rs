@@ -161,7 +161,7 @@ fn svg(report: &ExecutionReport) -> String {
             let ms_of = |d: Option<Duration>| d.map_or(0.0, ms);
             let _ = writeln!(
                 out,
-                "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"3\" fill=\"{}\"><title>{}: {} elements: {} succeeded, {} failed, {} restored, {} unfinished; {} attempts; per element p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms</title></rect>",
+                "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"3\" fill=\"{}\"><title>{}: {} elements: {} succeeded, {} failed, {} cached, {} restored, {} unfinished; {} attempts; per element p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms</title></rect>",
                 x(offset + start),
                 y + 4.0,
                 (x(offset + end) - x(offset + start)).max(2.0),
@@ -175,6 +175,7 @@ fn svg(report: &ExecutionReport) -> String {
                 summary.total,
                 summary.succeeded,
                 summary.failed,
+                summary.cached,
                 summary.restored,
                 summary.unfinished,
                 summary.attempts,
