@@ -23,6 +23,43 @@ pub fn no_item_hash<E>() -> Option<fn(&E) -> u64> {
     None
 }
 
+/// A human step's payload: its inputs as a JSON object keyed by input key.
+#[derive(Debug, Default)]
+pub struct Payload(serde_json::Map<String, serde_json::Value>);
+
+impl Payload {
+    /// An empty payload.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds input `key`.
+    #[must_use]
+    pub fn with<T: serde::Serialize + ?Sized>(mut self, key: &str, value: &T) -> Self {
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        self.0.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The payload.
+    pub fn finish(self) -> serde_json::Value {
+        serde_json::Value::Object(self.0)
+    }
+}
+
+/// The JSON Schema of a human step's answer type.
+#[cfg(feature = "structured")]
+pub fn answer_schema<A: schemars::JsonSchema>() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(A)).unwrap_or(serde_json::Value::Null)
+}
+
+/// The JSON Schema of a human step's answer type (`null`: the `structured`
+/// feature is off).
+#[cfg(not(feature = "structured"))]
+pub fn answer_schema<A>() -> serde_json::Value {
+    serde_json::Value::Null
+}
+
 /// The hook of a step with no `validate = ...`.
 pub fn no_validation<T>(_: &T) -> Result<(), String> {
     Ok(())

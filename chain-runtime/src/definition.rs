@@ -84,6 +84,10 @@ pub struct StepOptions {
     /// `on_error = collect`: a map step keeps going when an element fails,
     /// and its key holds one `Result` per element.
     pub collect: bool,
+    /// `wait = 48h`: how long a human step waits for its answer.
+    pub wait: Option<Duration>,
+    /// `prompt = "..."`: what a human step asks.
+    pub prompt: Option<&'static str>,
 }
 
 impl ChainDef {

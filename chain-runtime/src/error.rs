@@ -194,6 +194,22 @@ pub enum FailureKind {
         /// The deadline.
         after: Duration,
     },
+    /// The run waits for input from outside (human steps): not a failure;
+    /// the run is suspended in its store until an answer resumes it.
+    #[error("the run waits for {}", waiting_keys(waiting))]
+    Suspended {
+        /// What it waits for.
+        waiting: Vec<crate::human::Waiting>,
+    },
+    /// Nobody answered a human step before its `wait` ran out, and the step
+    /// has no `fallback`.
+    #[error("nobody answered `{key}` within its wait of {wait:?}")]
+    Unanswered {
+        /// The key.
+        key: &'static str,
+        /// The step's `wait`.
+        wait: Duration,
+    },
     /// A broken runtime invariant: a bug in prompt-chain, reported instead of a panic.
     #[error("internal error in prompt-chain: {message}")]
     Internal {
@@ -216,8 +232,23 @@ impl FailureKind {
             | FailureKind::DefinitionChanged { .. }
             | FailureKind::ReplayMismatch { .. }
             | FailureKind::InputChanged { .. }
+            | FailureKind::Suspended { .. }
+            | FailureKind::Unanswered { .. }
             | FailureKind::Internal { .. } => false,
         }
+    }
+}
+
+/// The keys of `waiting`, for a message: "`approval` (run T-1)".
+fn waiting_keys(waiting: &[crate::human::Waiting]) -> String {
+    let keys: Vec<String> = waiting
+        .iter()
+        .map(|question| format!("`{}`", question.key))
+        .collect();
+    match keys.as_slice() {
+        [] => "input".to_owned(),
+        [one] => format!("an answer to {one}"),
+        many => format!("answers to {}", many.join(", ")),
     }
 }
 
@@ -388,6 +419,26 @@ impl ChainError {
             FailureKind::Failed { source, .. } => source.downcast_ref(),
             _ => None,
         }
+    }
+
+    /// Whether this is a suspension (the run waits for answers), not a failure.
+    pub fn is_suspension(&self) -> bool {
+        matches!(self.kind(), FailureKind::Suspended { .. })
+    }
+
+    /// What a suspended run waits for (empty for a failure).
+    pub fn waiting(&self) -> &[crate::human::Waiting] {
+        match self.kind() {
+            FailureKind::Suspended { waiting } => waiting,
+            _ => &[],
+        }
+    }
+
+    /// Two suspensions of one run as one: every question of both.
+    pub(crate) fn merge_suspension(self, other: ChainError) -> ChainError {
+        let mut waiting = self.waiting().to_vec();
+        waiting.extend_from_slice(other.waiting());
+        ChainError::run_failed(self.chain(), FailureKind::Suspended { waiting })
     }
 
     /// The innermost chain error: for a failure inside a sub-chain, the sub-chain's

@@ -189,6 +189,35 @@ pub enum EventKind {
         /// Whether the `until` condition held on its output.
         converged: bool,
     },
+    /// A human step asked its question: the run will suspend unless it is
+    /// answered.
+    InputRequested {
+        /// The step's name (`human`).
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The key the answer goes under.
+        key: &'static str,
+        /// The question.
+        prompt: String,
+    },
+    /// A human step's answer was read (given since the run suspended).
+    InputReceived {
+        /// The step's name (`human`).
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The key the answer went under.
+        key: &'static str,
+        /// Who answered, if the answer said.
+        author: Option<String>,
+    },
+    /// The run suspended: it waits for answers to these keys, holding no
+    /// task (a `RunFinished` with status `Suspended` follows).
+    RunSuspended {
+        /// The keys waiting for answers.
+        waiting: Vec<String>,
+    },
     /// The run ended.
     RunFinished {
         /// How.

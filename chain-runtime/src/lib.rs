@@ -17,6 +17,7 @@ mod error;
 pub mod events;
 mod executor;
 mod future;
+pub mod human;
 mod ids;
 mod limits;
 pub mod llm;

@@ -105,9 +105,9 @@ fn scope_join(chain: &Chain, graph: &Graph, scope: Option<ArmRef>) -> TokenStrea
     // The run's deadline is checked by the top-level join itself, so the run's
     // state never moves into a wrapper future.
     let join = if scope.is_none() {
-        quote!(::prompt_chain::__private::join_steps_within([#(#casts),*], __chain_run.deadline()))
+        quote!(::prompt_chain::__private::join_steps_within(&__chain_run, [#(#casts),*], __chain_run.deadline()))
     } else {
-        quote!(::prompt_chain::__private::join_steps([#(#casts),*]))
+        quote!(::prompt_chain::__private::join_steps(&__chain_run, [#(#casts),*]))
     };
     quote! {
         {

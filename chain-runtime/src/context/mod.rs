@@ -1,6 +1,7 @@
 //! [`StepCx`]: what a step knows about its run and what it can reach; the
 //! state a run shares with its steps; the metered model handle [`Llm`].
 
+mod activity;
 mod detach;
 mod llm;
 mod run_state;

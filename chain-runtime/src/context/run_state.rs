@@ -57,6 +57,8 @@ pub(crate) struct RunShared {
     /// them (high 32 bits) so a new attempt starts from 0. Allocated on the
     /// first call: most runs make none.
     calls: OnceLock<Box<[AtomicU64]>>,
+    /// Which steps execute now (for suspension).
+    pub(crate) activity: super::activity::Activity,
 }
 
 impl RunShared {
@@ -115,6 +117,7 @@ impl RunShared {
             restored: Mutex::new(HashMap::new()),
             spent: parent_run.map_or_else(Default::default, |run| Arc::clone(&run.spent)),
             calls: OnceLock::new(),
+            activity: super::activity::Activity::default(),
         }
     }
 

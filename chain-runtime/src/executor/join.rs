@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::run::RunCx;
 use crate::error::ChainError;
 
 /// One step of a run, as the join sees it.
@@ -24,21 +25,29 @@ pub type Branch<'a> = Pin<&'a mut (dyn Future<Output = Result<(), ChainError>> +
 /// is woken by whatever the in-flight steps are waiting on (a model call, a
 /// timer). The first error ends the join; the caller then drops every other
 /// step, cancelling them.
+///
+/// A step that suspends (a human step without its answer) does not end the
+/// join: the steps that do not need its key go on. Once no step of the run
+/// executes and the steps left all wait for keys, the join ends with the
+/// suspension (every question the run asked, merged).
 #[doc(hidden)]
-pub fn join_steps<const N: usize>(branches: [Branch<'_>; N]) -> JoinSteps<'_, N> {
-    join_steps_within(branches, None)
+pub fn join_steps<'a, const N: usize>(run: &'a RunCx, branches: [Branch<'a>; N]) -> JoinSteps<'a, N> {
+    join_steps_within(run, branches, None)
 }
 
 /// [`join_steps`], failing the run when `deadline` passes first.
 #[doc(hidden)]
-pub fn join_steps_within<const N: usize>(
-    branches: [Branch<'_>; N],
+pub fn join_steps_within<'a, const N: usize>(
+    run: &'a RunCx,
+    branches: [Branch<'a>; N],
     deadline: Option<RunDeadline>,
-) -> JoinSteps<'_, N> {
+) -> JoinSteps<'a, N> {
     JoinSteps {
+        run,
         branches,
         done: [false; N],
         deadline,
+        suspended: None,
     }
 }
 
@@ -65,9 +74,12 @@ impl std::fmt::Debug for RunDeadline {
 /// Future of [`join_steps`].
 #[doc(hidden)]
 pub struct JoinSteps<'a, const N: usize> {
+    run: &'a RunCx,
     branches: [Branch<'a>; N],
     done: [bool; N],
     deadline: Option<RunDeadline>,
+    /// The questions of the steps that suspended.
+    suspended: Option<ChainError>,
 }
 
 impl<const N: usize> std::fmt::Debug for JoinSteps<'_, N> {
@@ -112,6 +124,15 @@ impl<const N: usize> Future for JoinSteps<'_, N> {
                         *done = true;
                         progressed = true;
                     }
+                    Poll::Ready(Err(error)) if error.is_suspension() => {
+                        *done = true;
+                        progressed = true;
+                        this.run.shared.activity.suspended();
+                        this.suspended = Some(match this.suspended.take() {
+                            Some(earlier) => earlier.merge_suspension(error),
+                            None => error,
+                        });
+                    }
                     Poll::Ready(Err(error)) => {
                         *done = true;
                         return Poll::Ready(Err(error));
@@ -120,9 +141,14 @@ impl<const N: usize> Future for JoinSteps<'_, N> {
                 }
             }
             if pending == 0 {
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(this.suspended.take().map_or(Ok(()), Err));
             }
             if !progressed {
+                // Suspended, and nothing executes: what is left waits for
+                // keys that only an answer brings.
+                if this.suspended.is_some() && this.run.shared.activity.quiet(cx.waker()) {
+                    return Poll::Ready(this.suspended.take().map_or(Ok(()), Err));
+                }
                 return Poll::Pending;
             }
         }

@@ -34,6 +34,8 @@ impl RunCx {
         V: Fn(&T) -> Result<(), String>,
         U: Fn(&T) -> bool,
     {
+        // Executing until it returns (for suspension: see `join_steps`).
+        let _active = self.shared.activity.begin();
         let def = self.step_def(index)?;
         let max = def.options.max_iterations.unwrap_or(1).max(1);
         if let Some(value) = self.restore::<Loop<T>>(def, index, 0)? {

@@ -129,6 +129,8 @@ impl RunCx {
         H: Fn(&E) -> u64,
         D: Fn() -> T,
     {
+        // Executing until it returns (for suspension: see `join_steps`).
+        let _active = self.shared.activity.begin();
         let def = self.step_def(index)?;
         let concurrency = def
             .options

@@ -6,7 +6,7 @@
 //! (`step`), one attempt and the loop of attempts (`attempt`), the pure
 //! retry / re-ask / fallback decisions (`policy`), restore and save
 //! (`durability`), the step cache (`cache`), loops (`looping`), map steps
-//! (`map`), routes (`route`), slots, keys and the join, and a failed run's
+//! (`map`), human steps and suspension (`suspend`), routes (`route`), slots, keys and the join, and a failed run's
 //! context.
 
 mod attempt;
@@ -23,6 +23,7 @@ mod route;
 mod run;
 mod slot;
 mod step;
+mod suspend;
 
 pub(crate) use durability::load_input;
 pub use error_context::{ContextValue, with_completed};

@@ -171,7 +171,7 @@ impl RunCx {
 
     /// Builds the report, records it in the runtime's history and sends the
     /// run's last event.
-    fn end_run(&mut self, status: RunStatus) -> Arc<ExecutionReport> {
+    pub(super) fn end_run(&mut self, status: RunStatus) -> Arc<ExecutionReport> {
         self.ended = true;
         // The run is over: its records move into the report. (A step that
         // spawned a task holding its `StepCx` can still count tokens, into
@@ -248,6 +248,24 @@ impl RunCx {
     /// Ends a failed run (attach its context first with
     /// [`with_completed`](super::with_completed)).
     pub async fn fail<O>(mut self, error: ChainError) -> Outcome<O> {
+        if error.is_suspension() {
+            if self.shared.parent_link.is_none() {
+                return self.suspend(error).await;
+            }
+            // A sub-chain's run is part of its caller's step, which cannot
+            // suspend half-way: the call fails, naming what it waited for.
+            let error = ChainError::run_failed(
+                self.shared.chain.name,
+                FailureKind::Failed {
+                    source: format!(
+                        "{error}: a human step cannot suspend a sub-chain's run (yet); put it in the calling chain"
+                    )
+                    .into(),
+                    retryable: false,
+                },
+            );
+            return Box::pin(self.fail(error)).await;
+        }
         if self.shared.parent_link.is_none() {
             // Model calls of the steps the failure cancelled are still
             // running; the provider bills them, so the report waits for

@@ -71,6 +71,8 @@ impl RunCx {
         Fut: Future<Output = StepResult<T>>,
         V: Fn(&T) -> Result<(), String>,
     {
+        // Executing until it returns (for suspension: see `join_steps`).
+        let _active = self.shared.activity.begin();
         let def = self.step_def(index)?;
         // Checkpoints, caches, fallbacks and deadlines take the full path,
         // boxed: their state would otherwise enlarge every step of every run.

@@ -38,6 +38,9 @@ pub enum RunStatus {
     Failed,
     /// The run's future was dropped before it ended.
     Cancelled,
+    /// The run waits for input from outside (a human step): it ended here,
+    /// holding no task, and an answer resumes it.
+    Suspended,
 }
 
 /// Where a step got to.
@@ -58,6 +61,8 @@ pub enum StepStatus {
     Restored,
     /// Its output came from the step-result cache: it did not run.
     Cached,
+    /// A human step waiting for its answer (the run suspended).
+    Waiting,
 }
 
 /// How one attempt ended.
@@ -319,7 +324,7 @@ impl ExecutionReport {
                 StepStatus::Succeeded | StepStatus::Restored | StepStatus::Cached => completed += 1,
                 StepStatus::Failed => failed += 1,
                 StepStatus::Skipped => skipped += 1,
-                StepStatus::Pending | StepStatus::Running => {}
+                StepStatus::Pending | StepStatus::Running | StepStatus::Waiting => {}
             }
             usage = usage + step.usage;
             cost_usd = add_cost(cost_usd, step.cost_usd);

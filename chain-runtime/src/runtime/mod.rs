@@ -70,6 +70,13 @@ impl Runtime {
         self.inner.durability.store()
     }
 
+    /// Every question suspended runs in this runtime's store wait for
+    /// (human steps), oldest first: found again after a restart, since a
+    /// suspended run lives only in the store.
+    pub async fn waiting(&self) -> Result<Vec<crate::human::Waiting>, crate::store::StoreError> {
+        crate::human::waiting(self, None).await
+    }
+
     /// The dependency of type `T`, if one was added.
     pub fn dependency<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.inner.deps.get::<T>()

@@ -34,6 +34,8 @@ pub enum StoredStatus {
     Failed,
     /// Its future was dropped.
     Cancelled,
+    /// It waits for input from outside (a human step), holding no task.
+    Suspended,
 }
 
 impl StoredStatus {
@@ -44,6 +46,7 @@ impl StoredStatus {
             StoredStatus::Completed => "completed",
             StoredStatus::Failed => "failed",
             StoredStatus::Cancelled => "cancelled",
+            StoredStatus::Suspended => "suspended",
         }
     }
 
@@ -54,6 +57,7 @@ impl StoredStatus {
             "completed" => StoredStatus::Completed,
             "failed" => StoredStatus::Failed,
             "cancelled" => StoredStatus::Cancelled,
+            "suspended" => StoredStatus::Suspended,
             _ => return None,
         })
     }
