@@ -59,6 +59,7 @@
 //! - [`events`]: what happens as it happens ([`events::Event`], observers, streams).
 //! - [`policy`]: retry policies, run budgets, runtime-wide validation hooks.
 //! - [`definition`]: a chain's declaration as data, and its Mermaid/DOT graph.
+//! - [`human`]: human steps' questions, answers and the runs waiting for them.
 //!
 //! ## Features
 //!
@@ -74,8 +75,8 @@ pub use prompt_chain_macros::{chain, prompt, step};
 pub use prompt_chain_runtime::schemars;
 pub use prompt_chain_runtime::{
     BoxError, ChainError, FailureKind, InvalidRunId, ItemError, Llm, Loop, LoopStop, Outcome,
-    RunId, Runtime, RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, events, llm,
-    policy, report, store,
+    RunId, Runtime, RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, events, human,
+    llm, policy, report, store,
 };
 
 #[doc(hidden)]

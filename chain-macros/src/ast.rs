@@ -131,9 +131,19 @@ pub(crate) struct StepOptions {
     pub(crate) concurrency: Option<(u32, Ident)>,
     /// `on_error = collect | stop`: what a map step does when an element fails.
     pub(crate) on_error: Option<Path>,
+    /// `wait = 48h`: how long a human step waits, in milliseconds.
+    pub(crate) wait_ms: Option<u64>,
+    /// `prompt = "..."`: what a human step asks.
+    pub(crate) prompt: Option<String>,
 }
 
 impl StepDecl {
+    /// Whether this is a human step (`key: T = human(inputs)`): its value
+    /// comes from outside the run.
+    pub(crate) fn is_human(&self) -> bool {
+        self.callee.is_ident("human")
+    }
+
     /// Whether a map step keeps going past failed elements (`on_error = collect`).
     pub(crate) fn collects(&self) -> bool {
         self.options

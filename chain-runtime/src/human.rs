@@ -196,8 +196,8 @@ pub async fn answer<A: Serialize>(
     if question.expired_at(now) {
         return Err(AnswerError::Expired { run_id, key });
     }
-    let value =
-        serde_json::to_vec(&answer.value).map_err(|error| AnswerError::Encode(error.to_string()))?;
+    let value = serde_json::to_vec(&answer.value)
+        .map_err(|error| AnswerError::Encode(error.to_string()))?;
     match store.save_step(run_id, key, 0, &value).await? {
         Saved::Recorded => {}
         _ => return Err(AnswerError::AlreadyAnswered { run_id, key }),
@@ -242,6 +242,20 @@ pub async fn waiting(runtime: &Runtime, chain: Option<&str>) -> Result<Vec<Waiti
     }
     questions.sort_by_key(|question| (question.asked_unix_ms, question.key.clone()));
     Ok(questions)
+}
+
+/// The suspended runs of `chain` with a question whose `wait` ran out.
+pub async fn expired(runtime: &Runtime, chain: &str) -> Result<Vec<RunId>, StoreError> {
+    let now = unix_ms();
+    let mut runs: Vec<RunId> = waiting(runtime, Some(chain))
+        .await?
+        .into_iter()
+        .filter(|question| question.expired_at(now))
+        .map(|question| question.run_id)
+        .collect();
+    runs.sort();
+    runs.dedup();
+    Ok(runs)
 }
 
 /// Who answered `key` of run `run_id`, if it was answered through [`answer`].

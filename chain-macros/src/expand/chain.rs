@@ -98,6 +98,10 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
         None => (String::new(), String::new()),
     };
     let lint = unused_keys_lint(chain, graph);
+    let human_fns = match graph {
+        Some(_) => human_interface(chain, &name_str),
+        None => TokenStream::new(),
+    };
     let mod_doc = module_doc(chain);
     let input_doc = format!("The inputs of chain `{name_str}`.");
     let output_doc = format!(
@@ -203,6 +207,8 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 }
             }
 
+            #human_fns
+
             /// Runs the chain as run `run_id` (a name such as a ticket id):
             /// starts it if the runtime's store has no such run, and otherwise
             /// attaches to it, restoring every unit it recorded, so the same
@@ -296,6 +302,59 @@ fn unused_keys_lint(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
         #[allow(dead_code)]
         fn __chain_unused_keys() {
             #(let #unused = 0u8;)*
+        }
+    }
+}
+
+/// For a chain with human steps: `answer::<key>` per human step (typed by
+/// the step's answer type) and `sweep` for expired questions.
+fn human_interface(chain: &Chain, name: &str) -> TokenStream {
+    let humans: Vec<&StepDecl> = chain.steps.iter().filter(|step| step.is_human()).collect();
+    if humans.is_empty() {
+        return TokenStream::new();
+    }
+    let item_vis = child_vis(&chain.vis);
+    let answers = humans.iter().map(|step| {
+        let key = &step.key;
+        let key_str = key.unraw().to_string();
+        let ty = slot_type(step);
+        let doc = format!(
+            "Answers human step `{key_str}` of run `run_id` of chain `{name}`, then resumes the run (in this task) and returns how it went on. The first answer wins: a second one, an answer to a run that is not waiting for `{key_str}`, or one after its `wait` ran out, is an [`AnswerError`](::prompt_chain::human::AnswerError) and changes nothing. Pass the value, or `Answer::new(value).by(\"alice\")` to record who answered."
+        );
+        quote! {
+            #[doc = #doc]
+            pub async fn #key(
+                runtime: &::prompt_chain::Runtime,
+                run_id: ::prompt_chain::RunId,
+                answer: impl ::core::convert::Into<::prompt_chain::human::Answer<#ty>>,
+            ) -> ::core::result::Result<::prompt_chain::Outcome<super::Output>, ::prompt_chain::human::AnswerError> {
+                ::prompt_chain::human::answer(runtime, #name, run_id, #key_str, answer.into()).await?;
+                ::core::result::Result::Ok(super::resume(runtime, run_id).await)
+            }
+        }
+    });
+    let module_doc = format!(
+        "Typed answers to the human steps of chain `{name}`: one function per step, taking the step's answer type."
+    );
+    let sweep_doc = format!(
+        "Resumes every suspended run of chain `{name}` whose question's `wait` ran out, so each takes its `fallback` or fails: call it periodically (a run also checks its deadlines whenever it is resumed)."
+    );
+    quote! {
+        #[doc = #module_doc]
+        #item_vis mod answer {
+            use super::*;
+            #(#answers)*
+        }
+
+        #[doc = #sweep_doc]
+        #item_vis async fn sweep(
+            runtime: &::prompt_chain::Runtime,
+        ) -> ::core::result::Result<::std::vec::Vec<::prompt_chain::Outcome<Output>>, ::prompt_chain::store::StoreError> {
+            let mut outcomes = ::std::vec::Vec::new();
+            for run_id in ::prompt_chain::human::expired(runtime, #name).await? {
+                outcomes.push(resume(runtime, run_id).await);
+            }
+            ::core::result::Result::Ok(outcomes)
         }
     }
 }

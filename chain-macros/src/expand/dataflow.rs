@@ -174,7 +174,27 @@ fn step_branch(chain: &Chain, index: usize) -> TokenStream {
     };
     let value = format_ident!("__chain_value", span = call_span);
     let store = quote_spanned!(call_span=> #out.store(#value););
-    let run = if let Some((position, _)) = &step.each {
+    let run = if step.is_human() {
+        // A person's answer: no function runs; the inputs are what the
+        // question shows.
+        let ty = slot_type(step);
+        let payload = step.args.iter().enumerate().map(|(n, arg)| {
+            let local = format_ident!("__chain_a{}", n, span = arg.span());
+            let name = arg.unraw().to_string();
+            quote!(.with(#name, #local))
+        });
+        let fallback = step_fallback(step);
+        quote! {
+            __chain_run
+                .human::<#ty, _>(
+                    #index,
+                    ::prompt_chain::__private::Payload::new()#(#payload)*.finish(),
+                    ::prompt_chain::__private::answer_schema::<#ty>(),
+                    #fallback,
+                )
+                .await?
+        }
+    } else if let Some((position, _)) = &step.each {
         let span = step.args.get(*position).map_or(call_span, |arg| arg.span());
         let list = format_ident!("__chain_a{}", position, span = span);
         let items = quote_spanned!(span=> ::prompt_chain::__private::MapSource::items(#list));

@@ -66,10 +66,10 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let collect = step.collects();
-        let cache = match step.options.cache_ms {
-            Some(ms) => {
-                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
-            }
+        let cache = millis(step.options.cache_ms);
+        let wait = millis(step.options.wait_ms);
+        let prompt = match &step.options.prompt {
+            Some(text) => quote!(::core::option::Option::Some(#text)),
             None => quote!(::core::option::Option::None),
         };
         quote! {
@@ -90,6 +90,8 @@ pub(super) fn chain_definition(chain: &Chain) -> TokenStream {
                     each: #each,
                     concurrency: #concurrency,
                     collect: #collect,
+                    wait: #wait,
+                    prompt: #prompt,
                 },
             }
         }
@@ -124,5 +126,13 @@ fn arm_steps(chain: &Chain, route: usize, arm: usize, out: &mut Vec<usize>) {
         for inner_arm in 0..chain.routes[inner].arms.len() {
             arm_steps(chain, inner, inner_arm, out);
         }
+    }
+}
+
+/// An optional duration in milliseconds, as a `const` expression.
+fn millis(ms: Option<u64>) -> TokenStream {
+    match ms {
+        Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+        None => quote!(::core::option::Option::None),
     }
 }

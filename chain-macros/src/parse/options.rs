@@ -37,7 +37,7 @@ enum Kind {
 }
 
 /// The options `step!` accepts, in the order messages list them.
-static OPTIONS: [OptionDef; 13] = [
+static OPTIONS: [OptionDef; 15] = [
     OptionDef {
         name: "validate",
         kind: Kind::Path(|options, path| options.validate = Some(path)),
@@ -122,6 +122,16 @@ static OPTIONS: [OptionDef; 13] = [
         name: "cache",
         kind: Kind::Duration(|options, ms| options.cache_ms = Some(ms)),
         takes: "`cache` takes how long a result stays reusable, with its unit: `30s`, `10m`, `1h`",
+    },
+    OptionDef {
+        name: "wait",
+        kind: Kind::Duration(|options, ms| options.wait_ms = Some(ms)),
+        takes: "`wait` takes how long a human step waits for its answer, with its unit: `30m`, `48h`",
+    },
+    OptionDef {
+        name: "prompt",
+        kind: Kind::Str(|options, text| options.prompt = Some(text)),
+        takes: "`prompt` takes what a human step asks, as a string literal: `prompt = \"Approve this refund?\"`",
     },
 ];
 

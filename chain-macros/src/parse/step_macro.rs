@@ -176,6 +176,25 @@ pub(super) fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> O
             "`on_error` takes `stop` (the first failed element stops the map) or `collect` (the key holds a `Result` per element)",
         );
     }
+    let human = raw.callee.is_ident("human");
+    if human {
+        human_step(cx, &raw.key, raw.ty.is_some(), each.as_ref(), &options);
+    } else {
+        for (given, option) in [
+            (options.wait_ms.is_some(), "wait"),
+            (options.prompt.is_some(), "prompt"),
+        ] {
+            if given {
+                cx.error_spanned_by(
+                    &raw.key,
+                    format!(
+                        "`{option}` is for human steps (`{key}: T = human(inputs)`), whose value comes from a person; step `{key}` runs a function",
+                        key = raw.key
+                    ),
+                );
+            }
+        }
+    }
     if let Some((_, word)) = &each {
         map_options(cx, &raw.key, word, &options);
     } else if let Some(path) = &options.on_error {
@@ -223,6 +242,59 @@ fn map_options(cx: &mut Ctxt, key: &Ident, each: &Ident, options: &crate::ast::S
             format!(
                 "map step `{key}` cannot take {}: a map step runs each element once, it cannot also be a loop; to repeat work per element, map a sub-chain whose step loops",
                 refused.join(" or ")
+            ),
+        );
+    }
+}
+
+/// Checks a human step (`key: T = human(inputs)`): it needs its answer's
+/// type, maps over nothing, and takes only `wait`, `prompt` and `fallback`.
+fn human_step(
+    cx: &mut Ctxt,
+    key: &Ident,
+    typed: bool,
+    each: Option<&(usize, Ident)>,
+    options: &crate::ast::StepOptions,
+) {
+    if !typed {
+        cx.error_spanned_by(
+            key,
+            format!(
+                "human step `{key}` needs the type of its answer: write `{key}: Approval = human(...)`, and the compiler checks every answer against it"
+            ),
+        );
+    }
+    if let Some((_, word)) = each {
+        cx.error_spanned_by(
+            word,
+            format!("human step `{key}` cannot map over a list: a run asks each question once"),
+        );
+    }
+    let refused = [
+        (options.validate.is_some(), "`validate`"),
+        (options.retry.is_some(), "`retry`"),
+        (options.reask.is_some(), "`reask`"),
+        (options.timeout_ms.is_some(), "`timeout`"),
+        (options.deadline_ms.is_some(), "`deadline`"),
+        (options.cache_ms.is_some(), "`cache`"),
+        (options.fallback_model.is_some(), "`fallback_model`"),
+        (options.max.is_some(), "`max`"),
+        (options.until.is_some(), "`until`"),
+        (options.max_tokens.is_some(), "`max_tokens`"),
+        (options.concurrency.is_some(), "`concurrency`"),
+        (options.on_error.is_some(), "`on_error`"),
+    ];
+    let refused: Vec<&str> = refused
+        .iter()
+        .filter(|(given, _)| *given)
+        .map(|(_, option)| *option)
+        .collect();
+    if !refused.is_empty() {
+        cx.error_spanned_by(
+            key,
+            format!(
+                "human step `{key}` cannot take {}: its value comes from a person, so it takes only `wait = 48h` (how long to wait), `prompt = \"...\"` (what to ask) and `fallback = f` (the answer when the wait runs out)",
+                refused.join(", ")
             ),
         );
     }

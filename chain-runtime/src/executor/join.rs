@@ -31,7 +31,10 @@ pub type Branch<'a> = Pin<&'a mut (dyn Future<Output = Result<(), ChainError>> +
 /// executes and the steps left all wait for keys, the join ends with the
 /// suspension (every question the run asked, merged).
 #[doc(hidden)]
-pub fn join_steps<'a, const N: usize>(run: &'a RunCx, branches: [Branch<'a>; N]) -> JoinSteps<'a, N> {
+pub fn join_steps<'a, const N: usize>(
+    run: &'a RunCx,
+    branches: [Branch<'a>; N],
+) -> JoinSteps<'a, N> {
     join_steps_within(run, branches, None)
 }
 

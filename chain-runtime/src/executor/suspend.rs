@@ -114,10 +114,10 @@ impl RunCx {
             run_id: self.shared.id,
             chain: self.shared.chain.name.to_owned(),
             key: def.key.to_owned(),
-            prompt: def.options.prompt.map_or_else(
-                || format!("An answer for `{}`", def.key),
-                str::to_owned,
-            ),
+            prompt: def
+                .options
+                .prompt
+                .map_or_else(|| format!("An answer for `{}`", def.key), str::to_owned),
             payload,
             schema,
             asked_unix_ms: asked,
