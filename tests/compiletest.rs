@@ -13,6 +13,7 @@ fn ui() {
     cases.compile_fail("tests/ui/loops/*.rs");
     cases.compile_fail("tests/ui/prompt/*.rs");
     cases.compile_fail("tests/ui/map/*.rs");
+    cases.compile_fail("tests/ui/human/*.rs");
 }
 
 /// One mistake, one error: every compile-fail case yields exactly one

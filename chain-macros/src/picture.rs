@@ -14,6 +14,8 @@ enum Shape {
     Step,
     /// A map step: one run per element of a list.
     Map,
+    /// A human step: waits for a person's answer.
+    Human,
     Route,
     Output,
 }
@@ -107,6 +109,13 @@ fn build(chain: &Chain, graph: &Graph) -> Picture {
                 label.push_str(&format!(" (each {list}, ≤ {at_once} at once)"));
                 Shape::Map
             }
+            None if step.is_human() => {
+                label = format!("waits for a person → {}", step.key.unraw());
+                if let Some(ms) = step.options.wait_ms {
+                    label.push_str(&format!(" (≤ {})", wait_text(ms)));
+                }
+                Shape::Human
+            }
             None => Shape::Step,
         };
         picture.nodes.push((step_id(i), shape, label));
@@ -172,6 +181,7 @@ pub(crate) fn mermaid(chain: &Chain, graph: &Graph) -> String {
             Shape::Input => writeln!(out, "    {id}[/\"{label}\"/]"),
             Shape::Step => writeln!(out, "    {id}[\"{label}\"]"),
             Shape::Map => writeln!(out, "    {id}[[\"{label}\"]]"),
+            Shape::Human => writeln!(out, "    {id}{{{{\"{label}\"}}}}"),
             Shape::Route => writeln!(out, "    {id}{{\"{label}\"}}"),
             Shape::Output => writeln!(out, "    {id}([\"{label}\"])"),
         };
@@ -203,6 +213,7 @@ pub(crate) fn dot(chain: &Chain, graph: &Graph) -> String {
             Shape::Input => "parallelogram",
             Shape::Step => "box",
             Shape::Map => "box3d",
+            Shape::Human => "hexagon",
             Shape::Route => "diamond",
             Shape::Output => "oval",
         };
@@ -222,4 +233,14 @@ pub(crate) fn dot(chain: &Chain, graph: &Graph) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// A `wait` in its largest whole unit: `48h`, `30m`, `90s`, `500ms`.
+fn wait_text(ms: u64) -> String {
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }

@@ -78,6 +78,30 @@ impl<T> From<T> for Answer<T> {
     }
 }
 
+/// What a generated `answer::<key>` function takes: the step's answer type
+/// `T` itself, or an [`Answer<T>`] saying who answered.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an answer to this human step, which takes `{T}`",
+    label = "expected `{T}` (or `Answer<{T}>`), found `{Self}`",
+    note = "a human step's answer has the type written on its key: `step!(key: {T} = human(...))`"
+)]
+pub trait IntoAnswer<T> {
+    /// The answer.
+    fn into_answer(self) -> Answer<T>;
+}
+
+impl<T> IntoAnswer<T> for T {
+    fn into_answer(self) -> Answer<T> {
+        Answer::new(self)
+    }
+}
+
+impl<T> IntoAnswer<T> for Answer<T> {
+    fn into_answer(self) -> Answer<T> {
+        self
+    }
+}
+
 /// Who answered a human step, and when (recorded beside the answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answered {

@@ -322,14 +322,19 @@ fn human_interface(chain: &Chain, name: &str) -> TokenStream {
             "Answers human step `{key_str}` of run `run_id` of chain `{name}`, then resumes the run (in this task) and returns how it went on. The first answer wins: a second one, an answer to a run that is not waiting for `{key_str}`, or one after its `wait` ran out, is an [`AnswerError`](::prompt_chain::human::AnswerError) and changes nothing. Pass the value, or `Answer::new(value).by(\"alice\")` to record who answered."
         );
         quote! {
+            // Not an `async fn`: the answer's type is checked once, at the
+            // call, and the future does not depend on it.
             #[doc = #doc]
-            pub async fn #key(
+            pub fn #key(
                 runtime: &::prompt_chain::Runtime,
                 run_id: ::prompt_chain::RunId,
-                answer: impl ::core::convert::Into<::prompt_chain::human::Answer<#ty>>,
-            ) -> ::core::result::Result<::prompt_chain::Outcome<super::Output>, ::prompt_chain::human::AnswerError> {
-                ::prompt_chain::human::answer(runtime, #name, run_id, #key_str, answer.into()).await?;
-                ::core::result::Result::Ok(super::resume(runtime, run_id).await)
+                answer: impl ::prompt_chain::human::IntoAnswer<#ty>,
+            ) -> ::prompt_chain::store::BoxFuture<'_, ::core::result::Result<::prompt_chain::Outcome<super::Output>, ::prompt_chain::human::AnswerError>> {
+                let answer = ::prompt_chain::human::IntoAnswer::into_answer(answer);
+                ::std::boxed::Box::pin(async move {
+                    ::prompt_chain::human::answer(runtime, #name, run_id, #key_str, answer).await?;
+                    ::core::result::Result::Ok(super::resume(runtime, run_id).await)
+                })
             }
         }
     });

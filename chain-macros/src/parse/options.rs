@@ -380,7 +380,8 @@ mod tests {
             option("colour", parse_quote!(3)),
         ]);
         let list = "the options are `validate`, `retry`, `reask`, `timeout`, `deadline`, \
-                    `fallback`, `fallback_model`, `until`, `max`, `max_tokens`, `concurrency`, `on_error` and `cache`";
+                    `fallback`, `fallback_model`, `until`, `max`, `max_tokens`, `concurrency`, `on_error`, \
+                    `cache`, `wait` and `prompt`";
         assert_eq!(
             errors,
             [
