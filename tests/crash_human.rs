@@ -113,7 +113,7 @@ async fn human_child() {
         }
         "answer" => {
             let approval = Approval {
-                approved: process % 2 == 0,
+                approved: process.is_multiple_of(2),
                 note: format!("by process {process}"),
             };
             match refund::answer::approval(&rt, run(), approval).await {
