@@ -156,6 +156,16 @@ async fn a_run_suspends_survives_a_restart_and_completes_on_its_answer_running_n
             report.step("outcome").map(|s| s.status),
             Some(StepStatus::Pending)
         );
+        assert!(
+            report
+                .to_html()
+                .contains("waiting for an answer to `approval`")
+        );
+        assert!(
+            report.timeline(40).contains("waiting"),
+            "{}",
+            report.timeline(40)
+        );
         report.run_id
     };
     // The process holds nothing: a fresh runtime on the same file finds the question.

@@ -524,7 +524,7 @@ fn main() {
                 latency: Duration::ZERO,
             };
             let texts: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
-            let rt = Runtime::builder().model(model.clone()).build();
+            let rt = Runtime::builder().model(model).build();
             tokio.block_on(async {
                 if hand {
                     std::hint::black_box(map_by_hand(&model, &texts).await);

@@ -139,6 +139,18 @@ fn svg(report: &ExecutionReport) -> String {
                     ROW - 8.0,
                     escape(record.name)
                 );
+            } else if let (Some(start), StepStatus::Waiting) = (record.started_at, record.status) {
+                // A human step: a hatched bar to the end of the run.
+                let _ = writeln!(
+                    out,
+                    "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#1565c0\" stroke-dasharray=\"4 3\"><title>{}: waiting for an answer to `{}` (the run suspended)</title></rect>",
+                    x(offset + start),
+                    y + 4.0,
+                    (x(report.duration) - x(offset + start)).max(2.0),
+                    ROW - 8.0,
+                    escape(record.name),
+                    escape(record.key)
+                );
             } else {
                 let _ = writeln!(
                     out,
