@@ -164,8 +164,10 @@ fn every_example_ends_cleanly_through_the_anthropic_endpoint() {
             } else {
                 // A readable error (never a Debug dump), and the timeline
                 // of what ran.
+                // (A map step's error names the element: "failed on item 1, attempt 2".)
                 assert!(
-                    all.contains("failed on attempt") && !all.contains("ChainError {"),
+                    (all.contains("failed on attempt") || all.contains("failed on item"))
+                        && !all.contains("ChainError {"),
                     "{name} (stream: {stream}) did not fail cleanly:\n{all}"
                 );
                 assert!(all.contains(" ms →"), "{name}: no timeline:\n{all}");

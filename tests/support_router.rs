@@ -9,7 +9,7 @@ use prompt_chain::{Runtime, report::StepStatus};
 mod support_router_example;
 
 use support_router_example::{
-    Category, KbLookup, Ticket, route_all, runtime, sample_tickets, support_router,
+    Category, KbLookup, RefundDecision, Ticket, route_all, runtime, sample_tickets, support_router,
     technical_support,
 };
 
@@ -32,11 +32,12 @@ async fn every_sample_ticket_takes_its_route() {
     let routes: Vec<(String, String)> = outcomes
         .iter()
         .map(|(ticket, outcome)| {
-            let out = outcome
-                .result
-                .as_ref()
-                .expect("every sample ticket is handled");
-            (ticket.id.clone(), out.reply.handled_by.clone())
+            let route = match &outcome.result {
+                Ok(out) => out.reply.handled_by.clone(),
+                Err(error) if error.is_suspension() => "waiting for a person".to_owned(),
+                Err(error) => panic!("{} failed: {error}", ticket.id),
+            };
+            (ticket.id.clone(), route)
         })
         .collect();
     let expected = [
@@ -45,7 +46,7 @@ async fn every_sample_ticket_takes_its_route() {
         ("T-1003", "general › pricing"),
         ("T-1004", "technical › knowledge base"),
         ("T-1005", "technical › knowledge base"),
-        ("T-1006", "billing › refund"),
+        ("T-1006", "waiting for a person"),
         ("T-1007", "technical › escalated"),
         ("T-1008", "general › legal"),
         ("T-1009", "technical › knowledge base"),
@@ -78,6 +79,30 @@ async fn every_sample_ticket_takes_its_route() {
     assert_eq!(
         billing.report.step("technical_support").map(|s| s.status),
         Some(StepStatus::Skipped)
+    );
+
+    // The refund of an unknown amount waits for a person; approving it
+    // finishes the run, which restores what ran before the question.
+    let (_, refund) = &outcomes[5];
+    let question = &refund.result.as_ref().expect_err("suspended").waiting()[0];
+    assert_eq!(question.key, "decision");
+    assert_eq!(question.payload["ticket"]["id"], "T-1006");
+    assert_eq!(question.payload["details"]["issue"], "refund");
+    let pending = rt.waiting().await.expect("listed");
+    assert_eq!(pending.len(), 1);
+    let decision = RefundDecision {
+        approved: true,
+        note: "bought yesterday".into(),
+    };
+    let done = support_router::answer::decision(&rt, refund.report.run_id, decision)
+        .await
+        .expect("the decision is taken");
+    let reply = done.result.expect("the run finishes").reply;
+    assert_eq!(reply.handled_by, "billing › refund (approved)");
+    assert!(reply.text.contains("refunded it in full"), "{}", reply.text);
+    assert_eq!(
+        done.report.step("classify").map(|s| s.status),
+        Some(StepStatus::Restored)
     );
 
     // The answers quote the article's steps and the escalations are on disk.

@@ -196,7 +196,7 @@ pub enum FailureKind {
     },
     /// The run waits for input from outside (human steps): not a failure;
     /// the run is suspended in its store until an answer resumes it.
-    #[error("the run waits for {}", waiting_keys(waiting))]
+    #[error("the run waits for {}", crate::human::waiting_keys(waiting))]
     Suspended {
         /// What it waits for.
         waiting: Vec<crate::human::Waiting>,
@@ -236,19 +236,6 @@ impl FailureKind {
             | FailureKind::Unanswered { .. }
             | FailureKind::Internal { .. } => false,
         }
-    }
-}
-
-/// The keys of `waiting`, for a message: "`approval` (run T-1)".
-fn waiting_keys(waiting: &[crate::human::Waiting]) -> String {
-    let keys: Vec<String> = waiting
-        .iter()
-        .map(|question| format!("`{}`", question.key))
-        .collect();
-    match keys.as_slice() {
-        [] => "input".to_owned(),
-        [one] => format!("an answer to {one}"),
-        many => format!("answers to {}", many.join(", ")),
     }
 }
 
@@ -421,26 +408,6 @@ impl ChainError {
         }
     }
 
-    /// Whether this is a suspension (the run waits for answers), not a failure.
-    pub fn is_suspension(&self) -> bool {
-        matches!(self.kind(), FailureKind::Suspended { .. })
-    }
-
-    /// What a suspended run waits for (empty for a failure).
-    pub fn waiting(&self) -> &[crate::human::Waiting] {
-        match self.kind() {
-            FailureKind::Suspended { waiting } => waiting,
-            _ => &[],
-        }
-    }
-
-    /// Two suspensions of one run as one: every question of both.
-    pub(crate) fn merge_suspension(self, other: ChainError) -> ChainError {
-        let mut waiting = self.waiting().to_vec();
-        waiting.extend_from_slice(other.waiting());
-        ChainError::run_failed(self.chain(), FailureKind::Suspended { waiting })
-    }
-
     /// The innermost chain error: for a failure inside a sub-chain, the sub-chain's
     /// own error (recursively); otherwise `self`.
     pub fn root_cause(&self) -> &ChainError {
@@ -473,6 +440,13 @@ impl fmt::Debug for ChainError {
 impl fmt::Display for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let root = self.root_cause();
+        if root.is_suspension() {
+            return write!(
+                f,
+                "chain `{}` is suspended: {}",
+                root.inner.chain, root.inner.kind
+            );
+        }
         match (root.inner.step, root.inner.index) {
             (Some(_), Some(index)) => match (root.inner.item, self.item_with_key()) {
                 (Some(item), _) => write!(

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::{ChainError, FailureKind};
 use crate::ids::{RunId, unix_ms};
 use crate::runtime::Runtime;
 use crate::store::{RunQuery, Saved, StoreError, StoredStatus};
@@ -168,6 +169,41 @@ pub enum AnswerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ChainError {
+    /// Whether this is a suspension (the run waits for answers), not a failure.
+    pub fn is_suspension(&self) -> bool {
+        matches!(self.kind(), FailureKind::Suspended { .. })
+    }
+
+    /// What a suspended run waits for (empty for a failure).
+    pub fn waiting(&self) -> &[Waiting] {
+        match self.kind() {
+            FailureKind::Suspended { waiting } => waiting,
+            _ => &[],
+        }
+    }
+
+    /// Two suspensions of one run as one: every question of both.
+    pub(crate) fn merge_suspension(self, other: ChainError) -> ChainError {
+        let mut waiting = self.waiting().to_vec();
+        waiting.extend_from_slice(other.waiting());
+        ChainError::run_failed(self.chain(), FailureKind::Suspended { waiting })
+    }
+}
+
+/// The keys of `waiting`, for a message: "`approval` (run T-1)".
+pub(crate) fn waiting_keys(waiting: &[Waiting]) -> String {
+    let keys: Vec<String> = waiting
+        .iter()
+        .map(|question| format!("`{}`", question.key))
+        .collect();
+    match keys.as_slice() {
+        [] => "input".to_owned(),
+        [one] => format!("an answer to {one}"),
+        many => format!("answers to {}", many.join(", ")),
+    }
 }
 
 /// The unit a question is recorded under: a name no key can have.

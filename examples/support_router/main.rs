@@ -6,13 +6,18 @@
 //! cargo run --example support_router -- --ticket "My sync is stuck with E-1042"
 //! cargo run --example support_router -- --only T-1001,T-1002   # some sample tickets
 //! cargo run --example support_router -- --data ./support-data --timeline runs.html
+//! cargo run --example support_router -- --pending              # refunds waiting for a person
+//! cargo run --example support_router -- --approve RUN_ID [--note TEXT]   # or --reject RUN_ID
 //! ```
 //!
 //! Technical tickets are searched in the knowledge base shipped beside this
 //! file (`kb/*.md`, ranked with BM25); a match becomes a step-by-step answer,
 //! no match an escalation written to `escalations.jsonl` in the data directory.
-//! Offline, a scripted model answers (see `scripted.rs`); the chains do not
-//! change when a real model answers instead.
+//! A refund above $100 (or of an unknown amount) waits for a person: the run
+//! suspends in `runs.db` in the data directory, and `--pending`, `--approve`
+//! and `--reject` (from any later process) list and decide them; see
+//! `approvals.rs`. Offline, a scripted model answers (see `scripted.rs`); the
+//! chains do not change when a real model answers instead.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -24,6 +29,8 @@ use prompt_chain::prelude::*;
 use prompt_chain::schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[path = "approvals.rs"]
+mod approvals;
 #[path = "kb.rs"]
 mod kb;
 #[path = "scripted.rs"]
@@ -31,6 +38,7 @@ mod scripted;
 #[path = "store.rs"]
 mod store;
 
+pub(crate) use approvals::{RefundDecision, Review, answer_refund, review_refund, unreviewed};
 use kb::KnowledgeBase;
 use store::{EscalationStore, NewEscalation};
 
@@ -379,14 +387,6 @@ pub(crate) async fn technical_support(ticket: Ticket) -> Reply {
     reply
 }
 
-/// Billing tickets: extract what is asked, answer under the billing policy.
-#[chain]
-pub(crate) async fn billing_support(ticket: Ticket) -> Reply {
-    step!(details = extract_billing_details(ticket));
-    step!(reply = answer_billing(ticket, details), retry = 2);
-    reply
-}
-
 /// Everything else: find the topic, answer it.
 #[chain]
 pub(crate) async fn general_inquiry(ticket: Ticket) -> Reply {
@@ -395,14 +395,30 @@ pub(crate) async fn general_inquiry(ticket: Ticket) -> Reply {
     reply
 }
 
-/// The router: one route, three sub-chains, checked by the compiler (a new
-/// `Category` variant does not build until it is routed).
+/// The router: one route, checked by the compiler (a new `Category` variant
+/// does not build until it is routed). Billing is answered here, because a
+/// large refund waits for a person, and a run suspends as a whole.
 #[chain]
 pub(crate) async fn support_router(ticket: Ticket) -> Reply {
     step!(category = classify(ticket));
     route!(category {
         Category::Technical => step!(reply = technical_support(ticket)),
-        Category::Billing => step!(reply = billing_support(ticket)),
+        Category::Billing => {
+            step!(details = extract_billing_details(ticket));
+            step!(review = review_refund(details));
+            route!(review {
+                Review::Needed => {
+                    step!(
+                        decision: RefundDecision = human(ticket, details),
+                        prompt = "Approve this refund?",
+                        wait = 48h,
+                        fallback = unreviewed
+                    );
+                    step!(reply = answer_refund(ticket, details, decision), retry = 2);
+                }
+                Review::NotNeeded => step!(reply = answer_billing(ticket, details), retry = 2),
+            });
+        }
         Category::General => step!(reply = general_inquiry(ticket)),
     });
     reply
@@ -413,13 +429,18 @@ fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/support_router")
 }
 
-/// The runtime: the scripted model, the knowledge base, the escalation store.
+/// The runtime the tests use: the scripted model, the knowledge base, the
+/// escalation store, and runs kept in memory.
 #[allow(dead_code)] // used by tests/support_router.rs
 pub(crate) fn runtime(data_dir: &Path) -> Result<Runtime, Box<dyn Error>> {
-    runtime_with(data_dir, Runtime::builder().model(scripted::model()))
+    let builder = Runtime::builder()
+        .model(scripted::model())
+        .checkpoints(prompt_chain::store::MemoryStore::new());
+    runtime_with(data_dir, builder)
 }
 
-/// `builder` (which holds the model) plus the knowledge base and the store.
+/// `builder` (which holds the model and the run store) plus the knowledge
+/// base and the escalation store.
 fn runtime_with(
     data_dir: &Path,
     builder: prompt_chain::RuntimeBuilder,
@@ -427,6 +448,14 @@ fn runtime_with(
     let kb = KnowledgeBase::load(&example_dir().join("kb"))?;
     let store = EscalationStore::open(data_dir)?;
     Ok(builder.dependency(kb).dependency(store).build())
+}
+
+/// Where `main` keeps its runs, so a later process finds the waiting ones.
+fn run_store(data_dir: &Path) -> Result<prompt_chain::store::SqliteStore, Box<dyn Error>> {
+    std::fs::create_dir_all(data_dir)?;
+    Ok(prompt_chain::store::SqliteStore::open(
+        data_dir.join("runs.db"),
+    )?)
 }
 
 /// The shipped sample tickets.
@@ -467,6 +496,15 @@ struct Options {
     only: Option<Vec<String>>,
     data: PathBuf,
     timeline: Option<PathBuf>,
+    /// `--pending`, `--approve RUN`, `--reject RUN` instead of routing tickets.
+    approvals: Option<Approvals>,
+    note: Option<String>,
+}
+
+/// What to do with waiting refunds.
+enum Approvals {
+    List,
+    Decide { run: String, approved: bool },
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -475,6 +513,8 @@ fn parse_args() -> Result<Options, String> {
         only: None,
         data: std::env::temp_dir().join("prompt-chain-support-router"),
         timeline: None,
+        approvals: None,
+        note: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -492,9 +532,21 @@ fn parse_args() -> Result<Options, String> {
             "--timeline" => {
                 options.timeline = Some(args.next().ok_or("--timeline needs a file name")?.into())
             }
+            "--pending" => options.approvals = Some(Approvals::List),
+            "--approve" | "--reject" => {
+                let run = args
+                    .next()
+                    .ok_or(format!("{arg} needs the run id `--pending` shows"))?;
+                options.approvals = Some(Approvals::Decide {
+                    run,
+                    approved: arg == "--approve",
+                });
+            }
+            "--note" => options.note = Some(args.next().ok_or("--note needs a text")?),
             "-h" | "--help" => {
                 return Err(
-                    "usage: support_router [--ticket TEXT | --only ID,ID...] [--data DIR] [--timeline FILE]"
+                    "usage: support_router [--ticket TEXT | --only ID,ID...] [--data DIR] [--timeline FILE]\n       \
+                     support_router --pending | --approve RUN_ID [--note TEXT] | --reject RUN_ID [--note TEXT]  [--data DIR]"
                         .to_owned(),
                 );
             }
@@ -536,8 +588,32 @@ async fn main() -> ExitCode {
 /// Routes the tickets and prints what happened; returns how many failed.
 async fn run(options: Options) -> Result<usize, Box<dyn Error>> {
     // PROMPT_CHAIN_MODEL picks a real model; without it the scripted one answers.
-    let builder = Runtime::builder().model_from_env_or(scripted::model())?;
+    let builder = Runtime::builder()
+        .model_from_env_or(scripted::model())?
+        .checkpoints(run_store(&options.data)?);
     let rt = runtime_with(&options.data, builder)?;
+    match options.approvals {
+        Some(Approvals::List) => {
+            approvals::print_pending(&rt).await?;
+            return Ok(0);
+        }
+        Some(Approvals::Decide { run, approved }) => {
+            let outcome = approvals::decide(&rt, &run, approved, options.note).await?;
+            return Ok(match outcome.result {
+                Ok(out) => {
+                    println!("{run}  → {}", out.reply.handled_by);
+                    println!("{}", indent(&out.reply.text));
+                    0
+                }
+                Err(error) => {
+                    println!("{run}  ✗ {error}");
+                    println!("{}", indent(&outcome.report.timeline(40)));
+                    1
+                }
+            });
+        }
+        None => {}
+    }
     let articles = rt
         .dependency::<KnowledgeBase>()
         .map_or(0, KnowledgeBase::len);
@@ -578,6 +654,7 @@ async fn run(options: Options) -> Result<usize, Box<dyn Error>> {
     let mut one_at_a_time = Duration::ZERO;
     let mut tokens = 0;
     let mut failed = 0;
+    let mut waiting = 0;
     for (ticket, outcome) in &outcomes {
         one_at_a_time += outcome.report.duration;
         tokens += outcome.report.usage().total();
@@ -593,6 +670,11 @@ async fn run(options: Options) -> Result<usize, Box<dyn Error>> {
                     Some((_, count)) => *count += 1,
                     None => per_route.push((out.reply.handled_by.clone(), 1)),
                 }
+            }
+            Err(error) if error.is_suspension() => {
+                waiting += 1;
+                let run = outcome.report.run_id;
+                println!("  ⏸ {error}: support_router --approve {run} (or --reject {run})\n");
             }
             Err(error) => {
                 failed += 1;
@@ -612,6 +694,9 @@ async fn run(options: Options) -> Result<usize, Box<dyn Error>> {
     );
     for (route, count) in &per_route {
         println!("  {count:>3}  {route}");
+    }
+    if waiting > 0 {
+        println!("  {waiting:>3}  waiting for a person (support_router --pending)");
     }
     if failed > 0 {
         println!("  {failed:>3}  failed");

@@ -33,6 +33,10 @@ pub(crate) fn model() -> ScriptedModel {
             ScriptedReply::from_fn(billing_answer).after(ms(220)),
         )
         .on_step(
+            "answer_refund",
+            ScriptedReply::from_fn(refund_answer).after(ms(200)),
+        )
+        .on_step(
             "identify_topic",
             ScriptedReply::from_fn(topic).after(ms(90)),
         )
@@ -276,4 +280,18 @@ fn general_answer(request: &ChatRequest) -> String {
         "thanks for your question. A member of our team will get back to you within one business day."
     };
     format!("Hi {},\n\n{body}\n— Nimbus Support", first_name(request))
+}
+
+/// The answer to a refund a person decided on.
+fn refund_answer(request: &ChatRequest) -> String {
+    let text = request.prompt();
+    if text.contains("The refund was approved") {
+        "Hi,\n\nyour refund was approved: we have cancelled the annual plan and refunded it in \
+         full; it reaches your card within 5 business days.\n— Nimbus Billing"
+            .to_owned()
+    } else {
+        "Hi,\n\nwe could not approve the refund right away; a member of our billing team will \
+         contact you within one business day about the options.\n— Nimbus Billing"
+            .to_owned()
+    }
 }
