@@ -138,7 +138,9 @@ async fn a_run_suspends_survives_a_restart_and_completes_on_its_answer_running_n
         let error = outcome.result.expect_err("the run waits");
         assert!(error.is_suspension(), "{error}");
         assert!(
-            error.to_string().contains("is suspended: the run waits for an answer to `approval`"),
+            error
+                .to_string()
+                .contains("is suspended: the run waits for an answer to `approval`"),
             "{error}"
         );
         let report = outcome.report;
