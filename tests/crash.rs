@@ -11,8 +11,7 @@
 //! `crash_child` (it does nothing unless the parent starts it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,30 +22,9 @@ use prompt_chain::{
 };
 use serde::{Deserialize, Serialize};
 
-/// Where a step records that it ran, and which process it ran in.
-#[derive(Debug, Clone)]
-struct CallLog {
-    path: PathBuf,
-    process: u32,
-}
-
-impl CallLog {
-    fn record(&self, cx: &StepCx) -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        writeln!(file, "{} {} {}", cx.run_id(), unit(cx), self.process)
-    }
-}
-
-/// A step's unit: its key, or `key#i` for element `i` of a map step.
-fn unit(cx: &StepCx) -> String {
-    match cx.item() {
-        Some(item) => format!("{}#{item}", cx.key()),
-        None => cx.key().to_owned(),
-    }
-}
+#[path = "support/call_log.rs"]
+mod call_log;
+use call_log::{CallLog, splitmix, unit};
 
 fn mix(seed: u64, salt: &str) -> u64 {
     let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
@@ -277,7 +255,7 @@ fn crash_test_kills_and_resumes() {
     let exe = std::env::current_exe().expect("the test binary");
     let mut rng = 0x5EED_u64;
     let mut next = |bound: u64| {
-        rng = prompt_chain_mix(rng);
+        rng = splitmix(rng);
         rng % bound
     };
     let mut process = 0u32;
@@ -477,11 +455,4 @@ fn crash_test_kills_and_resumes() {
         "no kill landed while both parallel steps were in flight"
     );
     assert!(route > 0, "no kill landed inside the route");
-}
-
-fn prompt_chain_mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -10,8 +10,7 @@
 //! `human_child` (it does nothing unless the parent starts it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,22 +20,9 @@ use prompt_chain::schemars::JsonSchema;
 use prompt_chain::{RunId, store::SqliteStore};
 use serde::{Deserialize, Serialize};
 
-/// Where a step records that it ran, and in which process.
-#[derive(Debug, Clone)]
-struct CallLog {
-    path: PathBuf,
-    process: u32,
-}
-
-impl CallLog {
-    fn record(&self, cx: &StepCx) -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        writeln!(file, "{} {} {}", cx.run_id(), cx.key(), self.process)
-    }
-}
+#[path = "support/call_log.rs"]
+mod call_log;
+use call_log::{CallLog, splitmix};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(crate = "prompt_chain::schemars")]
@@ -171,13 +157,6 @@ fn checkpointed(db: &Path) -> BTreeSet<(String, String)> {
         .unwrap_or_default()
 }
 
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 #[test]
 fn answers_apply_exactly_once_across_kills() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -186,7 +165,7 @@ fn answers_apply_exactly_once_across_kills() {
     let exe = std::env::current_exe().expect("the test binary");
     let mut rng = 0xA5_u64;
     let mut next = |bound: u64| {
-        rng = mix(rng);
+        rng = splitmix(rng);
         rng % bound
     };
     let mut process = 0u32;

@@ -227,21 +227,15 @@ pub(super) fn parse_step(cx: &mut Ctxt, mac: &Macro, scope: Option<ArmRef>) -> O
 
 /// Reports the options a map step cannot take (a loop's), on its `each`.
 fn map_options(cx: &mut Ctxt, key: &Ident, each: &Ident, options: &crate::ast::StepOptions) {
-    let refused = [
+    let given = [
         (options.max.is_some(), "`max`"),
         (options.until.is_some(), "`until`"),
     ];
-    let refused: Vec<&str> = refused
-        .iter()
-        .filter(|(given, _)| *given)
-        .map(|(_, option)| *option)
-        .collect();
-    if !refused.is_empty() {
+    if let Some(refused) = refused(&given, " or ") {
         cx.error_spanned_by(
             each,
             format!(
-                "map step `{key}` cannot take {}: a map step runs each element once, it cannot also be a loop; to repeat work per element, map a sub-chain whose step loops",
-                refused.join(" or ")
+                "map step `{key}` cannot take {refused}: a map step runs each element once, it cannot also be a loop; to repeat work per element, map a sub-chain whose step loops"
             ),
         );
     }
@@ -270,7 +264,7 @@ fn human_step(
             format!("human step `{key}` cannot map over a list: a run asks each question once"),
         );
     }
-    let refused = [
+    let given = [
         (options.validate.is_some(), "`validate`"),
         (options.retry.is_some(), "`retry`"),
         (options.reask.is_some(), "`reask`"),
@@ -284,18 +278,23 @@ fn human_step(
         (options.concurrency.is_some(), "`concurrency`"),
         (options.on_error.is_some(), "`on_error`"),
     ];
-    let refused: Vec<&str> = refused
-        .iter()
-        .filter(|(given, _)| *given)
-        .map(|(_, option)| *option)
-        .collect();
-    if !refused.is_empty() {
+    if let Some(refused) = refused(&given, ", ") {
         cx.error_spanned_by(
             key,
             format!(
-                "human step `{key}` cannot take {}: its value comes from a person, so it takes only `wait = 48h` (how long to wait), `prompt = \"...\"` (what to ask) and `fallback = f` (the answer when the wait runs out)",
-                refused.join(", ")
+                "human step `{key}` cannot take {refused}: its value comes from a person, so it takes only `wait = 48h` (how long to wait), `prompt = \"...\"` (what to ask) and `fallback = f` (the answer when the wait runs out)"
             ),
         );
     }
+}
+
+/// The options of `given` that were written, joined by `separator`; `None`
+/// when none was.
+fn refused(given: &[(bool, &str)], separator: &str) -> Option<String> {
+    let written: Vec<&str> = given
+        .iter()
+        .filter(|(written, _)| *written)
+        .map(|(_, option)| *option)
+        .collect();
+    (!written.is_empty()).then(|| written.join(separator))
 }

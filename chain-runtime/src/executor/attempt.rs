@@ -265,9 +265,7 @@ impl RunCx {
             });
             if let Some(bytes) = output_bytes {
                 record.output_bytes = Some(if element {
-                    // `[a,b]`: each element, its separator (or a bracket),
-                    // and the closing bracket counted by the first.
-                    record.output_bytes.unwrap_or(1) + bytes + 1
+                    super::map::with_element(record.output_bytes, bytes)
                 } else {
                     bytes
                 });

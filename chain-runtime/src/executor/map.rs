@@ -302,12 +302,10 @@ impl RunCx {
         });
     }
 
-    /// Adds element output of `bytes` to map step `index`'s output size
-    /// (`[a,b]`: each element, its separator or a bracket, and the closing
-    /// bracket counted by the first).
+    /// Adds element output of `bytes` to map step `index`'s output size.
     fn element_size(&self, index: usize, bytes: u64) {
         self.shared.record(index, |record| {
-            record.output_bytes = Some(record.output_bytes.unwrap_or(1) + bytes + 1);
+            record.output_bytes = Some(with_element(record.output_bytes, bytes));
         });
     }
 
@@ -367,6 +365,13 @@ fn finished<T: Serialize>(
     let mut context = serde_json::Map::new();
     context.insert(key.to_owned(), Value::Array(values));
     context
+}
+
+/// A map step's output size (`so_far`, `None` before its first element)
+/// with one more element of `bytes`: `[a,b]` is each element, its separator
+/// or opening bracket, and the closing bracket counted with the first.
+pub(super) fn with_element(so_far: Option<u64>, bytes: u64) -> u64 {
+    so_far.unwrap_or(1) + bytes + 1
 }
 
 /// The unit (iteration) of element `item`: elements count from 1, as
