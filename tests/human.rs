@@ -330,33 +330,6 @@ async fn without_a_store_a_human_step_fails_clearly() {
     assert!(error.to_string().contains("no checkpoint store"), "{error}");
 }
 
-/// A chain calling `refund` as one of its steps.
-#[chain]
-async fn desk(ticket: String) -> String {
-    step!(result = refund(ticket));
-    result
-}
-
-#[tokio::test]
-async fn a_human_step_in_a_sub_chain_fails_the_call_saying_so() {
-    let calls = Calls::default();
-    let rt = runtime(MemoryStore::new(), &calls);
-    let outcome = desk::execute(
-        &rt,
-        desk::Input {
-            ticket: "D-1".into(),
-        },
-    )
-    .await;
-    let error = outcome.result.expect_err("not supported yet");
-    assert!(!error.is_suspension());
-    assert!(
-        error.to_string().contains("cannot suspend a sub-chain"),
-        "{error}"
-    );
-    assert_eq!(outcome.report.status, RunStatus::Failed);
-}
-
 #[test]
 fn graph_pictures_draw_a_human_step_as_a_hexagon() {
     let graph = refund::graph();

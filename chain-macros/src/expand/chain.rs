@@ -306,20 +306,19 @@ fn unused_keys_lint(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
     }
 }
 
-/// For a chain with human steps: `answer::<key>` per human step (typed by
-/// the step's answer type) and `sweep` for expired questions.
+/// Every chain: `answer_within` (a reply to a question asked inside this
+/// chain's run or its sub-chains, then the run resumed) and `sweep` for
+/// expired questions. With human steps also `answer::<key>` and
+/// `reply::<key>` per human step, typed by the step's answer type.
 fn human_interface(chain: &Chain, name: &str) -> TokenStream {
     let humans: Vec<&StepDecl> = chain.steps.iter().filter(|step| step.is_human()).collect();
-    if humans.is_empty() {
-        return TokenStream::new();
-    }
     let item_vis = child_vis(&chain.vis);
     let answers = humans.iter().map(|step| {
         let key = &step.key;
         let key_str = key.unraw().to_string();
         let ty = slot_type(step);
         let doc = format!(
-            "Answers human step `{key_str}` of run `run_id` of chain `{name}`, then resumes the run (in this task) and returns how it went on. The first answer wins: a second one, an answer to a run that is not waiting for `{key_str}`, or one after its `wait` ran out, is an [`AnswerError`](::prompt_chain::human::AnswerError) and changes nothing. Pass the value, or `Answer::new(value).by(\"alice\")` to record who answered."
+            "Answers human step `{key_str}` of run `run_id` of chain `{name}`, then resumes the run (in this task) and returns how it went on. The first answer wins: a second one, an answer to a run that is not waiting for `{key_str}`, or one after its `wait` ran out, is an [`AnswerError`](::prompt_chain::human::AnswerError) and changes nothing. Pass the value, or `Answer::new(value).by(\"alice\")` to record who answered. When `{name}` ran as a sub-chain, answer through the root chain's `answer_within` with [`reply::{key_str}`](super::reply::{key_str})."
         );
         quote! {
             // Not an `async fn`: the answer's type is checked once, at the
@@ -338,17 +337,64 @@ fn human_interface(chain: &Chain, name: &str) -> TokenStream {
             }
         }
     });
-    let module_doc = format!(
-        "Typed answers to the human steps of chain `{name}`: one function per step, taking the step's answer type."
+    let replies = humans.iter().map(|step| {
+        let key = &step.key;
+        let key_str = key.unraw().to_string();
+        let ty = slot_type(step);
+        let doc = format!(
+            "A typed answer to human step `{key_str}` of chain `{name}` run as a sub-chain: pass it to the root chain's `answer_within`."
+        );
+        quote! {
+            #[doc = #doc]
+            pub fn #key(
+                answer: impl ::prompt_chain::human::IntoAnswer<#ty>,
+            ) -> ::prompt_chain::human::Reply<#ty> {
+                ::prompt_chain::human::Reply::new(#name, #key_str, ::prompt_chain::human::IntoAnswer::into_answer(answer))
+            }
+        }
+    });
+    let modules = if humans.is_empty() {
+        TokenStream::new()
+    } else {
+        let answer_doc = format!(
+            "Typed answers to the human steps of chain `{name}`: one function per step, taking the step's answer type."
+        );
+        let reply_doc = format!(
+            "Typed answers to the human steps of chain `{name}` when it runs as a sub-chain (or in a map): apply one with the root chain's `answer_within`."
+        );
+        quote! {
+            #[doc = #answer_doc]
+            #item_vis mod answer {
+                use super::*;
+                #(#answers)*
+            }
+
+            #[doc = #reply_doc]
+            #item_vis mod reply {
+                use super::*;
+                #(#replies)*
+            }
+        }
+    };
+    let within_doc = format!(
+        "Answers a question asked inside run `run_id` (a run of `{name}`, or of a sub-chain a run of `{name}` called, even from a map) with `reply` (made by the asking chain's `reply::<key>`), then resumes the root run (in this task) and returns how it went on. The run to name is the question's [`Waiting::run_id`](::prompt_chain::human::Waiting::run_id). Errors as for `answer::<key>`; a root run of another chain is [`AnswerError::WrongChain`](::prompt_chain::human::AnswerError::WrongChain)."
     );
     let sweep_doc = format!(
-        "Resumes every suspended run of chain `{name}` whose question's `wait` ran out, so each takes its `fallback` or fails: call it periodically (a run also checks its deadlines whenever it is resumed)."
+        "Resumes every suspended run of chain `{name}` with a question (its own or a sub-chain's) whose `wait` ran out, so each takes its `fallback` or fails: call it periodically (a run also checks its deadlines whenever it is resumed)."
     );
     quote! {
-        #[doc = #module_doc]
-        #item_vis mod answer {
-            use super::*;
-            #(#answers)*
+        #modules
+
+        #[doc = #within_doc]
+        #item_vis fn answer_within<__A: ::prompt_chain::__private::serde::Serialize + ::core::marker::Send + 'static>(
+            runtime: &::prompt_chain::Runtime,
+            run_id: ::prompt_chain::RunId,
+            reply: ::prompt_chain::human::Reply<__A>,
+        ) -> ::prompt_chain::store::BoxFuture<'_, ::core::result::Result<::prompt_chain::Outcome<Output>, ::prompt_chain::human::AnswerError>> {
+            ::std::boxed::Box::pin(async move {
+                let root = ::prompt_chain::human::answer_within(runtime, #name, run_id, reply).await?;
+                ::core::result::Result::Ok(resume(runtime, root).await)
+            })
         }
 
         #[doc = #sweep_doc]

@@ -17,10 +17,12 @@ const GENERATED_NAMES: [&str; 4] = ["Input", "Output", "Return", "Step"];
 
 /// Functions the generated modules define; a step function with one of these
 /// names is called through `super::` so the module's own item does not shadow it.
-const GENERATED_FNS: [&str; 14] = [
+const GENERATED_FNS: [&str; 16] = [
     "run",
     "sweep",
     "answer",
+    "reply",
+    "answer_within",
     "execute",
     "execute_with_events",
     "resume",

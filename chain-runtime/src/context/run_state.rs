@@ -157,6 +157,15 @@ impl RunShared {
         }))
     }
 
+    /// The root run this run is a sub-chain of (itself for a root run).
+    pub(crate) fn root(&self) -> &RunShared {
+        let mut run = self;
+        while let Some(parent) = &run.parent_link {
+            run = &parent.run;
+        }
+        run
+    }
+
     /// Time since the run started.
     pub(crate) fn elapsed(&self) -> Duration {
         Instant::now().saturating_duration_since(self.started)

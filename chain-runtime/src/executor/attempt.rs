@@ -213,6 +213,9 @@ impl RunCx {
                     // Boxed: a retry is the cold path; an inline timer would enlarge every step.
                     Box::pin(tokio::time::sleep(delay)).await;
                 }
+                Decision::Fail if matches!(kind, FailureKind::Suspended { .. }) => {
+                    return Err(ChainError::run_failed(self.shared.chain.name, kind));
+                }
                 Decision::Fail => {
                     tracing::warn!(parent: &self.shared.span, step = def.name, attempt, retryable, error = %kind, "step failed");
                     self.shared.emit(|| EventKind::StepFailed {
@@ -348,6 +351,23 @@ fn output_size<T: Serialize>(value: &T) -> u64 {
 /// a retry may help, the attempt's outcome and the provider's `Retry-After`.
 fn classify(error: AttemptError) -> (FailureKind, bool, AttemptOutcome, Option<Duration>) {
     match error {
+        // A sub-chain that suspended: the step waits with it.
+        AttemptError::Step(error)
+            if error
+                .downcast_ref::<ChainError>()
+                .is_some_and(ChainError::is_suspension) =>
+        {
+            let waiting = error
+                .downcast_ref::<ChainError>()
+                .map(|chain| chain.waiting().to_vec())
+                .unwrap_or_default();
+            (
+                FailureKind::Suspended { waiting },
+                false,
+                AttemptOutcome::Suspended,
+                None,
+            )
+        }
         AttemptError::Step(error) => {
             let retryable = error.is_retryable();
             let retry_after = error

@@ -90,7 +90,7 @@ impl RunCx {
             let mut done = match attempted {
                 Ok(done) => done,
                 Err(error) => {
-                    self.end(index, false, None);
+                    self.end_by(index, &error);
                     return Err(error);
                 }
             };

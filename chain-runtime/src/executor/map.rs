@@ -208,6 +208,7 @@ impl RunCx {
         let mut waiting = missing.into_iter();
         // Only the elements that woke are polled.
         let mut running = FuturesUnordered::new();
+        let mut suspended: Option<ChainError> = None;
         loop {
             while running.len() < concurrency {
                 match waiting.next() {
@@ -258,6 +259,19 @@ impl RunCx {
                     }),
                 Err(error) => Err(error.with_item(item)),
             };
+            // An element whose sub-chain suspended waits; the others go on,
+            // and the map suspends with every question once they are done.
+            let saved = match saved {
+                Err(error) if error.is_suspension() => {
+                    self.item(index, item, |row| row.status = StepStatus::Waiting);
+                    suspended = Some(match suspended.take() {
+                        Some(first) => first.merge_suspension(error),
+                        None => error,
+                    });
+                    continue;
+                }
+                saved => saved,
+            };
             let ended = Ended {
                 status: if saved.is_ok() {
                     status
@@ -286,6 +300,10 @@ impl RunCx {
                     return Err(error.with_completed(finished(def.key, &results)));
                 }
             }
+        }
+        if let Some(error) = suspended {
+            self.end_by(index, &error);
+            return Err(error);
         }
         self.end(index, true, None);
         Ok(results.into_iter().flatten().collect())

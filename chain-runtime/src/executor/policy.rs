@@ -98,7 +98,8 @@ impl Budgets {
 }
 
 /// Which fallback answers after a step failed with `kind`: a panic or a
-/// store failure is never papered over; otherwise the fallback model first
+/// store failure is never papered over, and a step waiting for an answer
+/// (its sub-chain suspended) has not failed; otherwise the fallback model first
 /// (if it has not been tried), then the typed default.
 pub(crate) fn fallback(
     kind: &FailureKind,
@@ -108,7 +109,7 @@ pub(crate) fn fallback(
 ) -> Fallback {
     if matches!(
         kind,
-        FailureKind::Panicked { .. } | FailureKind::Checkpoint(_)
+        FailureKind::Panicked { .. } | FailureKind::Checkpoint(_) | FailureKind::Suspended { .. }
     ) {
         return Fallback::None;
     }
@@ -309,5 +310,22 @@ mod tests {
         );
         let store = FailureKind::Checkpoint(StoreError::Io("disk full".into()));
         assert_eq!(fallback(&store, None, false, true), Fallback::None);
+        let waiting = FailureKind::Suspended {
+            waiting: Vec::new(),
+        };
+        assert_eq!(fallback(&waiting, Some("big"), false, true), Fallback::None);
+    }
+
+    #[test]
+    fn a_step_waiting_for_an_answer_is_neither_retried_nor_reasked() {
+        let waiting = FailureKind::Suspended {
+            waiting: Vec::new(),
+        };
+        let policy = Fixed(Some(Duration::from_millis(100)));
+        let mut budgets = Budgets::new(3, 3);
+        assert_eq!(
+            budgets.decide(&failure(&waiting, waiting.is_retryable()), &policy),
+            Decision::Fail
+        );
     }
 }

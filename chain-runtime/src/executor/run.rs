@@ -249,22 +249,9 @@ impl RunCx {
     /// [`with_completed`](super::with_completed)).
     pub async fn fail<O>(mut self, error: ChainError) -> Outcome<O> {
         if error.is_suspension() {
-            if self.shared.parent_link.is_none() {
-                return self.suspend(error).await;
-            }
-            // A sub-chain's run is part of its caller's step, which cannot
-            // suspend half-way: the call fails, naming what it waited for.
-            let error = ChainError::run_failed(
-                self.shared.chain.name,
-                FailureKind::Failed {
-                    source: format!(
-                        "{error}: a human step cannot suspend a sub-chain's run (yet); put it in the calling chain"
-                    )
-                    .into(),
-                    retryable: false,
-                },
-            );
-            return Box::pin(self.fail(error)).await;
+            // A sub-chain's run is recorded suspended too: resuming its root
+            // re-runs the calling step, which finds it and its answers.
+            return self.suspend(error).await;
         }
         if self.shared.parent_link.is_none() {
             // Model calls of the steps the failure cancelled are still

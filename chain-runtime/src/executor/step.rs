@@ -97,7 +97,7 @@ impl RunCx {
         match self.attempts(what, call, &validate).await {
             Ok(done) => Ok(done.value),
             Err(error) => {
-                self.end(index, false, None);
+                self.end_by(index, &error);
                 Err(error)
             }
         }
@@ -152,7 +152,7 @@ impl RunCx {
         let done = match attempted {
             Ok(done) => done,
             Err(error) => {
-                self.end(index, false, None);
+                self.end_by(index, &error);
                 return Err(error);
             }
         };
@@ -299,6 +299,16 @@ impl RunCx {
         if let Some(Some(finished)) = summary {
             self.shared.emit(|| finished.event(index));
         }
+    }
+
+    /// Marks step `index` ended by `error`: waiting for an answer if a
+    /// sub-chain it called suspended, failed otherwise.
+    pub(super) fn end_by(&self, index: usize, error: &ChainError) {
+        if !error.is_suspension() {
+            return self.end(index, false, None);
+        }
+        self.shared
+            .record(index, |record| record.status = StepStatus::Waiting);
     }
 
     /// Records that a fallback produced step `index`'s output.

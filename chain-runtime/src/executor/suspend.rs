@@ -10,7 +10,7 @@ use super::run::RunCx;
 use crate::definition::StepDef;
 use crate::error::{ChainError, FailureKind};
 use crate::events::EventKind;
-use crate::human::{Answered, Waiting, author_unit, question_unit};
+use crate::human::{Answered, Waiting, Within, author_unit, question_unit};
 use crate::ids::unix_ms;
 use crate::report::{Outcome, RunStatus, StepStatus};
 use crate::store::{Saved, StoreError, StoredStatus};
@@ -110,9 +110,14 @@ impl RunCx {
             return self.decode(def, index, &bytes);
         }
         let asked = unix_ms();
+        let root = self.shared.root();
         let question = Waiting {
             run_id: self.shared.id,
             chain: self.shared.chain.name.to_owned(),
+            within: (root.id != self.shared.id).then(|| Within {
+                run_id: root.id,
+                chain: root.chain.name.to_owned(),
+            }),
             key: def.key.to_owned(),
             prompt: def
                 .options

@@ -79,6 +79,9 @@ pub enum AttemptOutcome {
     TimedOut,
     /// It panicked.
     Panicked,
+    /// It waits for an answer: a sub-chain it called suspended on a human
+    /// step.
+    Suspended,
 }
 
 /// What an [`AttemptRecord`] stands for.

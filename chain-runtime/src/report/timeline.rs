@@ -31,6 +31,7 @@ fn color(outcome: AttemptOutcome) -> &'static str {
         AttemptOutcome::Rejected => "#ef6c00",
         AttemptOutcome::TimedOut => "#6a1b9a",
         AttemptOutcome::Panicked => "#212121",
+        AttemptOutcome::Suspended => "#f9a825",
     }
 }
 
@@ -264,6 +265,7 @@ pub fn html_timeline<R: AsRef<ExecutionReport>>(reports: impl IntoIterator<Item 
         ("rejected by validation", AttemptOutcome::Rejected),
         ("timed out", AttemptOutcome::TimedOut),
         ("panicked", AttemptOutcome::Panicked),
+        ("waits for an answer", AttemptOutcome::Suspended),
     ] {
         let _ = write!(
             out,

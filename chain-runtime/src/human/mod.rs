@@ -8,23 +8,39 @@
 //! generated `answer::<key>` function does that with the answer's type
 //! checked by the compiler, then resumes the run, which restores every unit
 //! recorded before the suspension and continues from the human step.
+//!
+//! A human step inside a sub-chain (or inside each element of a mapped
+//! sub-chain) suspends the sub-chain's run and, through the calling step,
+//! the root run. Its question names the root ([`Waiting::within`]); answer it
+//! through the root chain's generated `answer_within` with a [`Reply`] made
+//! by the sub-chain's `reply::<key>`, which records the answer and resumes
+//! the root run.
 
-use serde::de::DeserializeOwned;
+mod listing;
+mod recording;
+
+pub use listing::{answered, expired, waiting};
+pub use recording::{answer, answer_within};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ChainError, FailureKind};
-use crate::ids::{RunId, unix_ms};
-use crate::runtime::Runtime;
-use crate::store::{RunQuery, Saved, StoreError, StoredStatus};
+use crate::ids::RunId;
+use crate::store::StoreError;
 
 /// What a suspended run waits for: one human step's question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Waiting {
-    /// The run.
+    /// The run that asked (a sub-chain's run for a human step inside a
+    /// sub-chain: see [`within`](Self::within)).
     pub run_id: RunId,
-    /// Its chain.
+    /// The chain that declares the human step.
     pub chain: String,
+    /// For a question asked inside a sub-chain: the root run it suspended,
+    /// the one to resume (`None` when the asking run is the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Within>,
     /// The key the answer goes under.
     pub key: String,
     /// What to ask (`prompt = "..."`, or a default naming the key).
@@ -41,7 +57,30 @@ pub struct Waiting {
     pub deadline_unix_ms: Option<u64>,
 }
 
+/// The root run a question inside a sub-chain suspended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Within {
+    /// The root run.
+    pub run_id: RunId,
+    /// Its chain: answer through this chain's generated `answer_within`.
+    pub chain: String,
+}
+
 impl Waiting {
+    /// The run an answer resumes: the root run.
+    pub fn root_run_id(&self) -> RunId {
+        self.within
+            .as_ref()
+            .map_or(self.run_id, |within| within.run_id)
+    }
+
+    /// The root run's chain.
+    pub fn root_chain(&self) -> &str {
+        self.within
+            .as_ref()
+            .map_or(&self.chain, |within| &within.chain)
+    }
+
     /// Whether the question expired at `now_unix_ms`.
     pub fn expired_at(&self, now_unix_ms: u64) -> bool {
         self.deadline_unix_ms
@@ -103,6 +142,32 @@ impl<T> IntoAnswer<T> for Answer<T> {
     }
 }
 
+/// A typed answer to human step `key` of a sub-chain, made by the
+/// sub-chain's generated `reply::<key>` and applied by the root chain's
+/// `answer_within` (which resumes the root run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply<T> {
+    chain: &'static str,
+    key: &'static str,
+    answer: Answer<T>,
+}
+
+impl<T> Reply<T> {
+    /// The answer `answer` to human step `key` of chain `chain`. Generated
+    /// code calls this with the step's type; not meant to be called by hand.
+    #[doc(hidden)]
+    pub fn new(chain: &'static str, key: &'static str, answer: Answer<T>) -> Self {
+        Self { chain, key, answer }
+    }
+
+    /// Records who answered.
+    #[must_use]
+    pub fn by(mut self, author: impl Into<String>) -> Self {
+        self.answer.author = Some(author.into());
+        self
+    }
+}
+
 /// Who answered a human step, and when (recorded beside the answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answered {
@@ -153,6 +218,21 @@ pub enum AnswerError {
         run_id: RunId,
         /// The key.
         key: &'static str,
+    },
+    /// The question was asked inside a sub-chain: answering it resumes the
+    /// root run, so it is answered through the root chain.
+    #[error(
+        "run {run_id} is a sub-chain's run inside run {root_run_id} of chain `{root_chain}`: answer it with `{root_chain}::answer_within(&runtime, {run_id}, <sub-chain>::reply::{key}(answer))`, which resumes the root run"
+    )]
+    Nested {
+        /// The asking (sub-chain's) run.
+        run_id: RunId,
+        /// The key.
+        key: &'static str,
+        /// The root run.
+        root_run_id: RunId,
+        /// The root run's chain.
+        root_chain: String,
     },
     /// The question's deadline passed: resume the run (or sweep) to apply
     /// its fallback or fail it.
@@ -214,126 +294,4 @@ pub(crate) fn question_unit(key: &str) -> String {
 /// The unit who answered is recorded under.
 pub(crate) fn author_unit(key: &str) -> String {
     format!("!{key}")
-}
-
-/// Records `answer` for human step `key` of run `run_id` of chain `chain`.
-/// Exactly one of two concurrent answers is taken; the other gets
-/// [`AnswerError::AlreadyAnswered`]. The run is not resumed here (the
-/// generated `answer::<key>` function resumes it).
-pub async fn answer<A: Serialize>(
-    runtime: &Runtime,
-    chain: &'static str,
-    run_id: RunId,
-    key: &'static str,
-    answer: Answer<A>,
-) -> Result<(), AnswerError> {
-    let store = runtime.store().ok_or(AnswerError::NoStore)?;
-    let run = store
-        .load_run(run_id)
-        .await?
-        .ok_or(AnswerError::UnknownRun { run_id })?;
-    if run.chain != chain {
-        return Err(AnswerError::WrongChain {
-            run_id,
-            chain: run.chain,
-            expected: chain,
-        });
-    }
-    let question = run
-        .steps
-        .get(&(question_unit(key), 0))
-        .and_then(|bytes| serde_json::from_slice::<Waiting>(bytes).ok());
-    let Some(question) = question else {
-        return Err(AnswerError::NotWaiting { run_id, key });
-    };
-    if run.steps.contains_key(&(key.to_owned(), 0)) {
-        return Err(AnswerError::AlreadyAnswered { run_id, key });
-    }
-    if matches!(run.status, StoredStatus::Completed | StoredStatus::Failed) {
-        return Err(AnswerError::NotWaiting { run_id, key });
-    }
-    let now = unix_ms();
-    if question.expired_at(now) {
-        return Err(AnswerError::Expired { run_id, key });
-    }
-    let value = serde_json::to_vec(&answer.value)
-        .map_err(|error| AnswerError::Encode(error.to_string()))?;
-    match store.save_step(run_id, key, 0, &value).await? {
-        Saved::Recorded => {}
-        _ => return Err(AnswerError::AlreadyAnswered { run_id, key }),
-    }
-    let answered = Answered {
-        author: answer.author,
-        answered_unix_ms: now,
-    };
-    if let Ok(bytes) = serde_json::to_vec(&answered) {
-        // Who answered is a note beside the answer: losing it loses no answer.
-        if let Err(error) = store.save_step(run_id, &author_unit(key), 0, &bytes).await {
-            tracing::warn!(%run_id, key, %error, "could not record who answered");
-        }
-    }
-    Ok(())
-}
-
-/// Every question suspended runs in `runtime`'s store wait for (of `chain`,
-/// or of every chain), oldest first.
-pub async fn waiting(runtime: &Runtime, chain: Option<&str>) -> Result<Vec<Waiting>, StoreError> {
-    let store = runtime.store().ok_or(StoreError::NoStore)?;
-    let mut query = RunQuery::all().status(StoredStatus::Suspended);
-    if let Some(chain) = chain {
-        query = query.chain(chain);
-    }
-    let mut questions = Vec::new();
-    for summary in store.list_runs(&query).await? {
-        let Some(run) = store.load_run(summary.run_id).await? else {
-            continue;
-        };
-        for ((unit, iteration), bytes) in &run.steps {
-            let Some(key) = unit.strip_prefix('?') else {
-                continue;
-            };
-            if *iteration != 0 || run.steps.contains_key(&(key.to_owned(), 0)) {
-                continue;
-            }
-            if let Some(question) = decode::<Waiting>(bytes) {
-                questions.push(question);
-            }
-        }
-    }
-    questions.sort_by_key(|question| (question.asked_unix_ms, question.key.clone()));
-    Ok(questions)
-}
-
-/// The suspended runs of `chain` with a question whose `wait` ran out.
-pub async fn expired(runtime: &Runtime, chain: &str) -> Result<Vec<RunId>, StoreError> {
-    let now = unix_ms();
-    let mut runs: Vec<RunId> = waiting(runtime, Some(chain))
-        .await?
-        .into_iter()
-        .filter(|question| question.expired_at(now))
-        .map(|question| question.run_id)
-        .collect();
-    runs.sort();
-    runs.dedup();
-    Ok(runs)
-}
-
-/// Who answered `key` of run `run_id`, if it was answered through [`answer`].
-pub async fn answered(
-    runtime: &Runtime,
-    run_id: RunId,
-    key: &str,
-) -> Result<Option<Answered>, StoreError> {
-    let store = runtime.store().ok_or(StoreError::NoStore)?;
-    let Some(run) = store.load_run(run_id).await? else {
-        return Err(StoreError::NotFound { run_id });
-    };
-    Ok(run
-        .steps
-        .get(&(author_unit(key), 0))
-        .and_then(|bytes| decode(bytes)))
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    serde_json::from_slice(bytes).ok()
 }
