@@ -312,3 +312,29 @@ async fn an_expired_question_in_each_element_takes_its_fallback_on_the_roots_swe
     );
     assert_eq!(calls.repeated(), Vec::<String>::new());
 }
+
+/// An answer recorded but not yet applied (the answering process died before
+/// resuming the root) is no longer an open question, in either store.
+async fn recorded_answers_close_their_question(rt: &Runtime) {
+    let outcome = batch::execute(rt, tickets(&["A", "B"])).await;
+    assert_eq!(outcome.report.status, RunStatus::Suspended);
+    let waiting = rt.waiting().await.expect("listed");
+    assert_eq!(waiting.len(), 2);
+    let reply = review::reply::decision(refuse());
+    let root = prompt_chain::human::answer_within(rt, "batch", waiting[0].run_id, reply)
+        .await
+        .expect("recorded, not resumed");
+    assert_eq!(root, outcome.report.run_id);
+    let left = rt.waiting().await.expect("listed");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].run_id, waiting[1].run_id);
+}
+
+#[tokio::test]
+async fn a_recorded_answer_closes_its_question_in_sqlite_and_in_memory() {
+    let calls = Calls::default();
+    recorded_answers_close_their_question(&runtime(MemoryStore::new(), &calls)).await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = SqliteStore::open(dir.path().join("runs.db")).expect("open");
+    recorded_answers_close_their_question(&runtime(store, &calls)).await;
+}

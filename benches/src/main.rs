@@ -11,6 +11,7 @@
 //! See BENCHMARKS.md for the numbers and the machine they came from.
 
 mod compile_time;
+mod suspended;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -487,6 +488,10 @@ fn main() {
             });
         }
         Some("compile-time") => compile_time::run(),
+        Some("suspended") => {
+            let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+            suspended::run(n, rss_bytes);
+        }
         Some("sizes") => {
             let rt = Runtime::default();
             let review = review_llm::run(
@@ -536,7 +541,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "unknown section `{other}`: overhead, wall, scale [N...], observation, map, compile-time"
+                "unknown section `{other}`: overhead, wall, scale [N...], observation, map, suspended [N], compile-time"
             );
             std::process::exit(2);
         }

@@ -1,6 +1,6 @@
 //! Listing what suspended runs wait for, and who answered.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use serde::de::DeserializeOwned;
 
@@ -13,57 +13,33 @@ use crate::store::{RunQuery, StoreError, StoredStatus};
 /// or of every chain), oldest first.
 pub async fn waiting(runtime: &Runtime, chain: Option<&str>) -> Result<Vec<Waiting>, StoreError> {
     let store = runtime.store().ok_or(StoreError::NoStore)?;
-    let mut query = RunQuery::all()
-        .status(StoredStatus::Suspended)
-        .with_sub_runs();
-    if let Some(chain) = chain {
-        query = query.chain(chain);
-    }
-    let suspended = store.list_runs(&query).await?;
-    let mut questions = Vec::new();
-    for summary in &suspended {
-        let Some(run) = store.load_run(summary.run_id).await? else {
-            continue;
-        };
-        for ((unit, iteration), bytes) in &run.steps {
-            let Some(key) = unit.strip_prefix('?') else {
-                continue;
-            };
-            if *iteration != 0 || run.steps.contains_key(&(key.to_owned(), 0)) {
-                continue;
-            }
-            if let Some(question) = decode::<Waiting>(bytes) {
+    let open = store.open_questions().await?;
+    // The asking runs are suspended; a sub-chain's question also needs its
+    // root run suspended (a root that failed on another branch waits for
+    // nothing), looked up once for all of them.
+    let mut live: HashSet<RunId> = open.iter().map(|open| open.run_id).collect();
+    let mut questions = Vec::with_capacity(open.len());
+    for open in open {
+        let run_id = open.run_id;
+        match serde_json::from_slice::<Waiting>(&open.question) {
+            Ok(question) if chain.is_none_or(|chain| question.chain == chain) => {
                 questions.push(question);
             }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%run_id, %error, "an unreadable question is not listed"),
         }
     }
-    // A sub-chain's question counts while its root run is suspended (a root
-    // that failed on another branch waits for nothing). Listing by chain
-    // lists the sub-chains' runs apart: their roots are looked up.
-    let mut roots: HashMap<RunId, bool> = suspended
+    if questions
         .iter()
-        .map(|summary| (summary.run_id, true))
-        .collect();
-    let mut kept = Vec::with_capacity(questions.len());
-    for question in questions {
-        let root = question.root_run_id();
-        let live = match roots.get(&root) {
-            Some(live) => *live,
-            None => {
-                let live = store
-                    .load_run(root)
-                    .await?
-                    .is_some_and(|run| run.status == StoredStatus::Suspended);
-                roots.insert(root, live);
-                live
-            }
-        };
-        if live {
-            kept.push(question);
-        }
+        .any(|question| !live.contains(&question.root_run_id()))
+    {
+        let roots = RunQuery::all().status(StoredStatus::Suspended);
+        live.extend(store.list_runs(&roots).await?.iter().map(|run| run.run_id));
+        questions.retain(|question| live.contains(&question.root_run_id()));
     }
-    let mut questions = kept;
-    questions.sort_by_key(|question| (question.asked_unix_ms, question.key.clone()));
+    questions.sort_by(|a, b| {
+        (a.asked_unix_ms, &a.key, a.run_id).cmp(&(b.asked_unix_ms, &b.key, b.run_id))
+    });
     Ok(questions)
 }
 

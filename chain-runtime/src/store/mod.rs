@@ -120,6 +120,16 @@ pub enum Saved {
     Existing(Vec<u8>),
 }
 
+/// A question a suspended run waits for, as the store holds it: the asking
+/// run and the recorded question (a JSON [`Waiting`](crate::human::Waiting)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenQuestion {
+    /// The run that asked.
+    pub run_id: RunId,
+    /// The question, as recorded.
+    pub question: Vec<u8>,
+}
+
 /// A run read back from a store.
 #[derive(Debug, Clone)]
 pub struct SavedRun {
@@ -344,6 +354,37 @@ pub trait CheckpointStore: Send + Sync + 'static {
         output: &'a [u8],
         expires_unix_ms: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The open questions of suspended runs (sub-chains' runs included):
+    /// every unit `?key` (iteration 0) of a run recorded
+    /// [`Suspended`](StoredStatus::Suspended) that has no unit `key` yet,
+    /// with its run. The default reads every suspended run; a store that can
+    /// ask for them in one query should.
+    fn open_questions(&self) -> BoxFuture<'_, Result<Vec<OpenQuestion>, StoreError>> {
+        Box::pin(async move {
+            let query = RunQuery::all()
+                .status(StoredStatus::Suspended)
+                .with_sub_runs();
+            let mut questions = Vec::new();
+            for summary in self.list_runs(&query).await? {
+                let Some(run) = self.load_run(summary.run_id).await? else {
+                    continue;
+                };
+                for ((unit, iteration), bytes) in &run.steps {
+                    let Some(key) = unit.strip_prefix('?') else {
+                        continue;
+                    };
+                    if *iteration == 0 && !run.steps.contains_key(&(key.to_owned(), 0)) {
+                        questions.push(OpenQuestion {
+                            run_id: summary.run_id,
+                            question: bytes.clone(),
+                        });
+                    }
+                }
+            }
+            Ok(questions)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -409,5 +450,9 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
         expires_unix_ms: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).cache_put(key, output, expires_unix_ms)
+    }
+
+    fn open_questions(&self) -> BoxFuture<'_, Result<Vec<OpenQuestion>, StoreError>> {
+        (**self).open_questions()
     }
 }

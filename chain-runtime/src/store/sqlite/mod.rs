@@ -1,5 +1,6 @@
 //! The embedded default checkpoint store: one SQLite file.
 
+mod questions;
 mod schema;
 
 use std::collections::HashMap;
@@ -443,5 +444,9 @@ impl CheckpointStore for SqliteStore {
                 .map_err(io)?;
             Ok(())
         })
+    }
+
+    fn open_questions(&self) -> BoxFuture<'_, Result<Vec<super::OpenQuestion>, StoreError>> {
+        self.open_questions_query()
     }
 }
