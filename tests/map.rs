@@ -454,3 +454,55 @@ fn the_graph_draws_a_map_node() {
     );
     assert!(sentiments::graph().dot.contains("shape=box3d"));
 }
+
+#[chain]
+async fn shout_one(word: String) -> String {
+    step!(loud = shout_word(word));
+    loud
+}
+
+#[step]
+async fn shout_word(_cx: &StepCx, word: &str) -> StepResult<String> {
+    Ok(word.to_uppercase())
+}
+
+/// Each element calls the sub-chain twice, waiting between the calls so
+/// that the other elements' calls come in between.
+#[step]
+async fn shout_twice(cx: &StepCx, word: &str) -> StepResult<String> {
+    let first = shout_one(cx, format!("{word}-a")).await?;
+    tokio::time::sleep(MS * (10 * (word.len() as u32 % 3 + 1))).await;
+    let second = shout_one(cx, format!("{word}-b")).await?;
+    Ok(format!("{first}+{second}"))
+}
+
+#[step]
+async fn words(_cx: &StepCx, text: &str) -> StepResult<Vec<String>> {
+    Ok(text.split(',').map(str::to_owned).collect())
+}
+
+#[chain]
+async fn twice(text: String) -> Vec<String> {
+    step!(all = words(text));
+    step!(shouted = shout_twice(each all), concurrency = 4);
+    shouted
+}
+
+#[tokio::test(start_paused = true)]
+async fn elements_calling_a_sub_chain_twice_each_keep_their_own_call_addresses() {
+    // Interleaved elements must not share a call counter: with a store, a
+    // second call taking the first one's address would restore its answer.
+    let rt = Runtime::builder().checkpoints(MemoryStore::new()).build();
+    let input = twice::Input {
+        text: "a,bb,ccc,dddd".into(),
+    };
+    let outcome = twice::execute(&rt, input).await;
+    let shouted = outcome.result.expect("every element completes").shouted;
+    assert_eq!(
+        shouted,
+        ["A-A+A-B", "BB-A+BB-B", "CCC-A+CCC-B", "DDDD-A+DDDD-B"]
+    );
+    let map = outcome.report.step("shouted").expect("recorded");
+    let ids: std::collections::HashSet<_> = map.sub_runs.iter().map(|s| s.report.run_id).collect();
+    assert_eq!(ids.len(), 8, "eight calls, eight runs");
+}

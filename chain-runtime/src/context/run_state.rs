@@ -3,7 +3,6 @@
 //! run has spent.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -52,11 +51,10 @@ pub(crate) struct RunShared {
     restored: Mutex<HashMap<(String, u32), Vec<u8>>>,
     /// Tokens and cost spent, shared with sub-chains (for the run budget).
     pub(crate) spent: Arc<Spent>,
-    /// Per step, the calls (sub-chains) its current attempt has made: the
-    /// ordinal in each call's address, tagged with the attempt counting
-    /// them (high 32 bits) so a new attempt starts from 0. Allocated on the
-    /// first call: most runs make none.
-    calls: OnceLock<Box<[AtomicU64]>>,
+    /// Per unit of a step (its index and iteration or element), the calls
+    /// (sub-chains) its current attempt has made: `(attempt, calls)`. Keyed
+    /// by unit, because a map's elements run at once.
+    calls: Mutex<HashMap<(usize, u32), (u32, u32)>>,
     /// Which steps execute now (for suspension).
     pub(crate) activity: super::activity::Activity,
 }
@@ -116,37 +114,22 @@ impl RunShared {
             span,
             restored: Mutex::new(HashMap::new()),
             spent: parent_run.map_or_else(Default::default, |run| Arc::clone(&run.spent)),
-            calls: OnceLock::new(),
+            calls: Mutex::new(HashMap::new()),
             activity: super::activity::Activity::default(),
         }
     }
 
-    /// The ordinal of the next call made by `attempt` of step `index`
-    /// (iteration and attempt from 1): a new attempt replays its calls from 0.
+    /// The ordinal of the next call made by `attempt` of step `index`'s
+    /// unit `iteration` (iteration and attempt from 1): a new attempt replays
+    /// its calls from 0.
     pub(crate) fn next_call(&self, index: usize, iteration: u32, attempt: u32) -> u32 {
-        let calls = self
-            .calls
-            .get_or_init(|| self.chain.steps.iter().map(|_| AtomicU64::new(0)).collect());
-        let Some(counter) = calls.get(index) else {
-            return 0;
-        };
-        // Iterations and attempts of one step run one after another, so a
-        // tag of the pair (16 bits each) tells whether the count is this
-        // attempt's: consecutive pairs never share a tag.
-        let tag = (u64::from(iteration & 0xFFFF) << 48) | (u64::from(attempt & 0xFFFF) << 32);
-        let mut current = counter.load(Ordering::Relaxed);
-        loop {
-            let next = if current & !0xFFFF_FFFF == tag {
-                current + 1
-            } else {
-                tag | 1
-            };
-            match counter.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return ((next & 0xFFFF_FFFF) - 1) as u32,
-                Err(seen) => current = seen,
-            }
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = calls.entry((index, iteration)).or_insert((attempt, 0));
+        if entry.0 != attempt {
+            *entry = (attempt, 0);
         }
+        entry.1 += 1;
+        entry.1 - 1
     }
 
     /// The chain path: `support_router › technical_support` for a sub-chain.
