@@ -60,6 +60,7 @@
 //! - [`policy`]: retry policies, run budgets, runtime-wide validation hooks.
 //! - [`definition`]: a chain's declaration as data, and its Mermaid/DOT graph.
 //! - [`human`]: human steps' questions, answers and the runs waiting for them.
+//! - [`tools`]: tools a model calls from a step (`#[tool]`, the [`tools::Tool`] trait).
 //!
 //! ## Features
 //!
@@ -70,13 +71,13 @@
 //! scripted model and the memory store: nothing that opens a socket or
 //! compiles C.
 
-pub use prompt_chain_macros::{chain, prompt, step};
+pub use prompt_chain_macros::{chain, prompt, step, tool};
 #[cfg(feature = "structured")]
 pub use prompt_chain_runtime::schemars;
 pub use prompt_chain_runtime::{
     BoxError, ChainError, FailureKind, InvalidRunId, ItemError, Llm, Loop, LoopStop, Outcome,
     RunId, Runtime, RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, events, human,
-    llm, policy, report, store,
+    llm, policy, report, store, tools,
 };
 
 #[doc(hidden)]
@@ -111,8 +112,9 @@ pub mod otel {
 /// and result, the runtime, the errors, loops and the offline scripted model.
 pub mod prelude {
     pub use crate::llm::ScriptedModel;
+    pub use crate::tools::ToolCx;
     pub use crate::{
-        ChainError, Loop, Runtime, StepCx, StepError, StepResult, chain, prompt, step,
+        ChainError, Loop, Runtime, StepCx, StepError, StepResult, chain, prompt, step, tool,
     };
 }
 

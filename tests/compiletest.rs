@@ -14,6 +14,7 @@ fn ui() {
     cases.compile_fail("tests/ui/prompt/*.rs");
     cases.compile_fail("tests/ui/map/*.rs");
     cases.compile_fail("tests/ui/human/*.rs");
+    cases.compile_fail("tests/ui/tools/*.rs");
 }
 
 /// One mistake, one error: every compile-fail case yields exactly one
@@ -38,6 +39,12 @@ fn one_mistake_gives_one_error() {
         (
             "step/output_not_serializable",
             "one error per missing serde trait",
+        ),
+        // Still several errors today: serde's derive reports each place it
+        // deserializes the field, then schemars reports the schema.
+        (
+            "tools/argument_not_described",
+            "one error per use of the missing `Deserialize`, one for `JsonSchema`",
         ),
     ];
     let mut offenders = Vec::new();

@@ -141,6 +141,7 @@ fn failing_at(bad: &'static str, calls: Arc<AtomicUsize>) -> ScriptedModel {
                 })
             } else {
                 Ok(prompt_chain::llm::Completion {
+                    tool_calls: Vec::new(),
                     text: issue.to_owned(),
                     finish_reason: prompt_chain::llm::FinishReason::Stop,
                     usage: prompt_chain::llm::Usage::new(3, 1),
@@ -192,6 +193,7 @@ impl prompt_chain::llm::LanguageModel for Staggered {
                 });
             }
             Ok(prompt_chain::llm::Completion {
+                tool_calls: Vec::new(),
                 text: issue,
                 finish_reason: prompt_chain::llm::FinishReason::Stop,
                 usage: prompt_chain::llm::Usage::new(3, 1),

@@ -74,6 +74,7 @@ fn model(calls: Arc<AtomicUsize>, after: Duration) -> ScriptedModel {
                 });
             }
             Ok(Completion {
+                tool_calls: Vec::new(),
                 text: issue.to_owned(),
                 finish_reason: FinishReason::Stop,
                 usage: Usage::new(3, 1),
@@ -153,6 +154,7 @@ async fn a_fallback_model_reruns_only_the_failed_element() {
         move |_: &ChatRequest, _| {
             backup.fetch_add(1, Ordering::SeqCst);
             Ok(Completion {
+                tool_calls: Vec::new(),
                 text: "from backup".to_owned(),
                 finish_reason: FinishReason::Stop,
                 usage: Usage::new(3, 1),

@@ -265,6 +265,7 @@ impl prompt_chain::llm::LanguageModel for GaugedModel {
             tokio::time::sleep(MS * 100).await;
             self.0.now.fetch_sub(1, Ordering::SeqCst);
             Ok(Completion {
+                tool_calls: Vec::new(),
                 text: "ok".into(),
                 finish_reason: FinishReason::Stop,
                 usage: Usage::default(),
@@ -405,6 +406,7 @@ impl prompt_chain::llm::LanguageModel for ChaosModel {
             let usage = Usage::new(5, 3);
             self.tokens.fetch_add(usage.total(), Ordering::SeqCst);
             Ok(Completion {
+                tool_calls: Vec::new(),
                 text,
                 finish_reason: FinishReason::Stop,
                 usage,

@@ -542,6 +542,7 @@ impl LanguageModel for SleepModel {
                 tokio::time::sleep(latency).await;
             }
             Ok(Completion {
+                tool_calls: Vec::new(),
                 text: format!("ok {}", request.prompt().len()),
                 finish_reason: FinishReason::Stop,
                 usage: Usage::new(10, 2),

@@ -24,6 +24,15 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::step(args.into(), item.into()).into()
 }
 
+/// Turns an `async fn(cx: &ToolCx, args...) -> StepResult<T>` into a tool
+/// a model may call: a module named after the function with its `Args`
+/// (deserialized from the model's JSON, described by their JSON Schema) and
+/// `Tool`; the doc comment is the description the model reads.
+#[proc_macro_attribute]
+pub fn tool(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::tool(args.into(), item.into()).into()
+}
+
 /// Turns an `async fn` whose body is a list of `step!(...)` into a chain whose
 /// wiring the compiler checks.
 #[proc_macro_attribute]

@@ -7,6 +7,38 @@ pub use crate::executor::{
     Slot, join_steps, join_steps_within, with_completed,
 };
 pub use serde;
+pub use serde_json;
+
+/// A `#[tool]`'s parameters as the model sees them: the JSON Schema of its
+/// `Args`, without the `$schema` marker.
+#[cfg(feature = "structured")]
+pub fn tool_parameters<A: schemars::JsonSchema>() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(A)).unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+    }
+    schema
+}
+
+/// A `#[tool]`'s arguments from the model's JSON text (an empty text is no
+/// arguments); what does not deserialize goes back to the model.
+pub fn tool_arguments<A: serde::de::DeserializeOwned>(
+    arguments: &str,
+) -> Result<A, crate::tools::ToolError> {
+    let arguments = if arguments.trim().is_empty() {
+        "{}"
+    } else {
+        arguments
+    };
+    serde_json::from_str(arguments).map_err(crate::tools::ToolError::arguments)
+}
+
+/// A `#[tool]`'s result as JSON.
+pub fn tool_result<T: serde::Serialize>(
+    value: &T,
+) -> Result<serde_json::Value, crate::tools::ToolError> {
+    serde_json::to_value(value).map_err(|error| crate::tools::ToolError::Encode(error.to_string()))
+}
 
 /// The condition of a loop with `max` but no `until`: run every iteration.
 pub fn never<T>(_: &T) -> bool {

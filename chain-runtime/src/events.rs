@@ -107,6 +107,26 @@ pub enum EventKind {
         /// What was wrong with it (the parser's message).
         error: String,
     },
+    /// A tool the model asked for ran (or was restored from the step's
+    /// record, `restored`: it completed before and is not called again).
+    ToolCalled {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The tool.
+        tool: String,
+        /// The call's address within the step (`ordinal.turn.call`).
+        call: String,
+        /// Bytes of arguments the model sent.
+        argument_bytes: usize,
+        /// How long it ran (zero when restored).
+        duration: std::time::Duration,
+        /// What went back to the model instead of a result, if it failed.
+        error: Option<String>,
+        /// Whether the result came from the step's record.
+        restored: bool,
+    },
     /// An element of a map step ended (succeeded, or failed for good).
     ItemFinished {
         /// The step's name.

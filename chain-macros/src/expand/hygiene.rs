@@ -13,7 +13,7 @@ use crate::ast::StepDecl;
 
 /// Names the generated modules define; user paths starting with one of them
 /// are pointed at the parent module so they keep their meaning.
-const GENERATED_NAMES: [&str; 4] = ["Input", "Output", "Return", "Step"];
+const GENERATED_NAMES: [&str; 6] = ["Input", "Output", "Return", "Step", "Args", "Tool"];
 
 /// Functions the generated modules define; a step function with one of these
 /// names is called through `super::` so the module's own item does not shadow it.

@@ -15,6 +15,7 @@ mod docs;
 mod fallback;
 mod hygiene;
 mod step;
+mod tool;
 
 use proc_macro2::{Span, TokenStream};
 use syn::ItemFn;
@@ -46,6 +47,35 @@ pub(crate) fn step(args: TokenStream, item: TokenStream) -> TokenStream {
         Some(step) if !has_receiver(&step) => fallback::step_with_errors(&cx, &step),
         Some(_) => fallback::item_as_written(&cx, &item),
         None => fallback::item_as_written(&cx, &item),
+    }
+}
+
+/// `#[tool]`.
+pub(crate) fn tool(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    if !args.is_empty() {
+        cx.error_spanned_by(&args, "`#[tool]` takes no arguments");
+    }
+    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+        Ok(item_fn) => item_fn,
+        Err(_) => {
+            cx.syn_error(syn::Error::new(
+                Span::call_site(),
+                "`#[tool]` goes on an `async fn`",
+            ));
+            return fallback::item_as_written(&cx, &item);
+        }
+    };
+    let description = tool::doc_comment(&item_fn.attrs);
+    if description.is_empty() {
+        cx.error_spanned_by(
+            &item_fn.sig.ident,
+            "a tool needs a doc comment (`/// ...`): it is the description the model reads to decide when to call it",
+        );
+    }
+    match StepFn::from_syn_as(&mut cx, item_fn, &crate::parse::TOOL) {
+        Some(tool) if !cx.has_errors() => tool::expand(&tool, &description),
+        _ => fallback::item_as_written(&cx, &item),
     }
 }
 

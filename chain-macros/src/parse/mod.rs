@@ -11,6 +11,8 @@ mod route_macro;
 mod step_fn;
 mod step_macro;
 
+pub(crate) use step_fn::TOOL;
+
 use syn::{Ident, Pat, Signature};
 
 use crate::ctxt::Ctxt;

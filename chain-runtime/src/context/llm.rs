@@ -17,15 +17,20 @@ use crate::llm::{
     ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Message, Role, parse_reply,
 };
 use crate::report::ReaskReason;
+use crate::tools::Tool;
 
 /// A step's handle on a model: fills in the step's identity, counts tokens
 /// into the run's report, and parses replies.
 #[derive(Debug)]
 pub struct Llm<'a> {
-    cx: &'a StepCx,
+    pub(super) cx: &'a StepCx,
     model: Option<&'a Arc<dyn LanguageModel>>,
     name: Option<&'a str>,
     options: CallOptions,
+    /// The tools the model may call (see [`Llm::tool`]).
+    pub(super) tools: Vec<Arc<dyn Tool>>,
+    /// Model turns a tool conversation may take.
+    pub(super) max_turns: u32,
 }
 
 /// Sampling settings for the calls made through one [`Llm`] handle.
@@ -48,7 +53,31 @@ impl<'a> Llm<'a> {
             model,
             name,
             options: CallOptions::default(),
+            tools: Vec::new(),
+            max_turns: super::tool_loop::DEFAULT_MAX_TURNS,
         }
+    }
+
+    /// Lets the model call `tool` (a `#[tool]` function's `Tool`, or any
+    /// [`Tool`]); may be given several times. [`text`](Llm::text),
+    /// [`json`](Llm::json) and [`structured`](Llm::structured) then run the
+    /// model/tool loop: the calls of one model turn run at once, a tool's
+    /// error or malformed arguments go back to the model as that call's
+    /// result, and the answer is the first reply that calls no tool. Each
+    /// turn and each call is recorded, so a resumed or retried step does not
+    /// call a completed tool again.
+    #[must_use]
+    pub fn tool(mut self, tool: impl Tool) -> Self {
+        self.tools.push(Arc::new(tool));
+        self
+    }
+
+    /// The most model turns a tool conversation may take (default 8); past
+    /// it the call fails with [`LlmError::ToolTurns`].
+    #[must_use]
+    pub fn max_turns(mut self, max_turns: u32) -> Self {
+        self.max_turns = max_turns.max(1);
+        self
     }
 
     /// The most tokens each reply may have (this handle's calls). Without
@@ -98,14 +127,18 @@ impl<'a> Llm<'a> {
         }
     }
 
-    /// Sends a request as this step and returns the whole completion.
+    /// Sends a request as this step and returns the whole completion (with
+    /// tools: the first reply that calls none).
     pub async fn complete(&self, request: ChatRequest) -> Result<Completion, LlmError> {
-        self.send(request).await.0
+        self.exchange(request, &mut None).await.0
     }
 
     /// [`Llm::complete`], handing the request back (for a re-ask) instead
     /// of cloning it for every call.
-    async fn send(&self, mut request: ChatRequest) -> (Result<Completion, LlmError>, ChatRequest) {
+    pub(super) async fn send(
+        &self,
+        mut request: ChatRequest,
+    ) -> (Result<Completion, LlmError>, ChatRequest) {
         let Some(model) = self.model else {
             let error = LlmError::NoModel {
                 name: self.name.map(str::to_owned),
@@ -231,9 +264,10 @@ impl<'a> Llm<'a> {
     ) -> Result<T, LlmError> {
         let budget = self.cx.runtime().policies().reask_budget();
         let mut asked = 0;
+        let mut conversation = None;
         loop {
             let started_at = self.cx.run.elapsed();
-            let (completion, sent) = self.send(request).await;
+            let (completion, sent) = self.exchange(request, &mut conversation).await;
             request = sent;
             let completion = completion?;
             let (reason, error, raw) = match completion.finish_reason {

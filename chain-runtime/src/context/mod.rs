@@ -5,6 +5,7 @@ mod activity;
 mod detach;
 mod llm;
 mod run_state;
+mod tool_loop;
 
 use std::any::type_name;
 use std::sync::Arc;

@@ -159,6 +159,26 @@ pub enum LlmError {
         /// The response body.
         body: String,
     },
+    /// The model kept calling tools: `max_turns` model turns passed without
+    /// an answer (`cx.llm().max_turns(n)`).
+    #[error(
+        "step `{step}`: the model was still calling tools after {max_turns} turns; raise `max_turns` or tell it when to answer"
+    )]
+    ToolTurns {
+        /// The step.
+        step: &'static str,
+        /// The limit.
+        max_turns: u32,
+    },
+    /// A model turn or a tool call could not be recorded in the checkpoint
+    /// store; the step stops rather than make calls it could not account for.
+    #[error("a tool call of step `{step}` could not be recorded: {message}")]
+    Journal {
+        /// The step.
+        step: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl LlmError {
@@ -183,7 +203,8 @@ impl LlmError {
             | LlmError::Overloaded { .. }
             | LlmError::Timeout { .. }
             | LlmError::Transport { .. }
-            | LlmError::Decode { .. } => true,
+            | LlmError::Decode { .. }
+            | LlmError::Journal { .. } => true,
             LlmError::Http { status, .. } => *status >= 500,
             LlmError::NoModel { .. }
             | LlmError::NoScript { .. }
@@ -192,7 +213,8 @@ impl LlmError {
             | LlmError::BudgetExceeded { .. }
             | LlmError::Config { .. }
             | LlmError::Auth { .. }
-            | LlmError::BadRequest { .. } => false,
+            | LlmError::BadRequest { .. }
+            | LlmError::ToolTurns { .. } => false,
         }
     }
 

@@ -12,6 +12,7 @@ mod pricing;
 mod providers;
 mod scripted;
 mod secret;
+mod tools;
 
 use std::ops::Add;
 
@@ -28,6 +29,7 @@ pub use providers::{
 };
 pub use scripted::{ScriptedModel, ScriptedReply};
 pub use secret::ApiKey;
+pub use tools::{ToolCall, ToolSpec};
 
 /// A chat model: messages in, one completion out.
 ///
@@ -58,6 +60,8 @@ pub enum Role {
     User,
     /// The model's turn.
     Assistant,
+    /// A tool's result, answering one of the model's tool calls.
+    Tool,
 }
 
 /// One chat message.
@@ -65,8 +69,14 @@ pub enum Role {
 pub struct Message {
     /// Who said it.
     pub role: Role,
-    /// What was said.
+    /// What was said (a tool's result, for [`Role::Tool`]).
     pub content: String,
+    /// The tools the model asked to call in this turn ([`Role::Assistant`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a [`Role::Tool`] message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
@@ -75,6 +85,8 @@ impl Message {
         Self {
             role: Role::System,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
     }
 
@@ -83,6 +95,26 @@ impl Message {
         Self {
             role: Role::User,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// The model's turn asking for `calls` (with the text it said, if any).
+    pub fn tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::assistant(content)
+        }
+    }
+
+    /// A tool's result for the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Tool,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: Some(call_id.into()),
         }
     }
 
@@ -91,6 +123,8 @@ impl Message {
         Self {
             role: Role::Assistant,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
     }
 }
@@ -110,6 +144,8 @@ pub struct ChatRequest {
     pub stop: Vec<String>,
     /// A JSON schema the reply must follow (structured output), if any.
     pub response_schema: Option<ResponseSchema>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolSpec>,
     /// The step making the call, filled in by [`Llm`](crate::Llm); scripted models match on it.
     #[serde(skip)]
     pub step: Option<&'static str>,
@@ -275,6 +311,10 @@ impl Add for Usage {
 pub struct Completion {
     /// The generated text.
     pub text: String,
+    /// The tools the model asks to call (its finish reason is then
+    /// [`FinishReason::ToolCalls`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
     /// Why generation stopped.
     pub finish_reason: FinishReason,
     /// Tokens used.

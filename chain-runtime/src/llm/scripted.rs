@@ -82,6 +82,33 @@ impl ScriptedReply {
         })
     }
 
+    /// A turn asking for tool calls: `(tool name, arguments)`, with ids
+    /// `call_0`, `call_1`, … (`finish_reason = tool_calls`). Arguments are
+    /// sent as written: a JSON value, or a string taken as the raw argument
+    /// text (to script malformed arguments).
+    pub fn tool_calls<N: Into<String>>(
+        calls: impl IntoIterator<Item = (N, serde_json::Value)>,
+    ) -> Self {
+        let calls: Vec<super::ToolCall> = calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, arguments))| super::ToolCall {
+                id: format!("call_{i}"),
+                name: name.into(),
+                arguments: match arguments {
+                    serde_json::Value::String(raw) => raw,
+                    other => other.to_string(),
+                },
+            })
+            .collect();
+        Self::from_completion_fn(move |request, _| {
+            let mut out = completion(request, String::new());
+            out.tool_calls.clone_from(&calls);
+            out.finish_reason = FinishReason::ToolCalls;
+            Ok(out)
+        })
+    }
+
     /// A model that never answers (for timeout tests).
     pub fn hang() -> Self {
         let mut reply = Self::text("");
@@ -130,6 +157,7 @@ fn completion(request: &ChatRequest, text: String) -> Completion {
         .map(|m| estimate_tokens(&m.content))
         .sum();
     Completion {
+        tool_calls: Vec::new(),
         usage: Usage::new(input_tokens, estimate_tokens(&text)),
         text,
         finish_reason: FinishReason::Stop,

@@ -209,6 +209,9 @@ pub struct StepRecord {
     /// (invalid JSON, cut off): each is also in `attempt_log`, as an
     /// [`AttemptKind::ModelReask`].
     pub model_reasks: u32,
+    /// Tool calls the model made from this step (restored ones included;
+    /// each is also a [`ToolCalled`](crate::events::EventKind::ToolCalled) event).
+    pub tool_calls: u32,
     /// The fallback that produced the output, if one did: `default` or `model:<name>`.
     pub fallback: Option<String>,
     /// Every attempt, in order.
@@ -241,6 +244,7 @@ impl StepRecord {
             limit_wait: Duration::ZERO,
             reasks: 0,
             model_reasks: 0,
+            tool_calls: 0,
             fallback: None,
             attempt_log: AttemptLog::default(),
             iterations: Vec::new(),

@@ -29,8 +29,6 @@ async fn refund(ticket: String) -> String {
 
 async fn approve(rt: &Runtime, run: prompt_chain::RunId) {
     let _ = refund::answer::approval(rt, run, "yes").await;
-    // The same through a root chain's `answer_within`, for a sub-chain's run.
-    let _ = refund::answer_within(rt, run, refund::reply::approval(true)).await;
 }
 
 fn main() {}

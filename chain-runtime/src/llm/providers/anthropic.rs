@@ -165,6 +165,7 @@ impl Anthropic {
         let content: String = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
         stop(value["stop_reason"].as_str())?;
         Ok(Completion {
+            tool_calls: Vec::new(),
             text: content,
             finish_reason: finish_reason(value["stop_reason"].as_str()),
             usage: usage(&value["usage"], Usage::default())?,
@@ -282,6 +283,7 @@ async fn read_stream(
     }
     stop(reason.as_deref())?;
     Ok(Completion {
+        tool_calls: Vec::new(),
         text: partial,
         finish_reason: finish_reason(reason.as_deref()),
         usage,

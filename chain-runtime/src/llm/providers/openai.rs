@@ -171,6 +171,7 @@ impl OpenAiCompatible {
             });
         };
         Ok(Completion {
+            tool_calls: Vec::new(),
             text: content.to_owned(),
             finish_reason: finish_reason(choice["finish_reason"].as_str()),
             usage: usage(&value["usage"])?,
@@ -266,6 +267,7 @@ async fn read_stream(
         });
     }
     Ok(Completion {
+        tool_calls: Vec::new(),
         text: partial,
         finish_reason: finish.unwrap_or(FinishReason::Stop),
         usage: tokens,
