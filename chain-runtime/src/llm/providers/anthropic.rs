@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use super::http::{Timeouts, client, decode, read_sse, send};
 use crate::llm::secret::ApiKey;
 use crate::llm::{
-    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Role, Usage,
+    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Role, ToolCall,
+    Usage,
 };
 
 /// A Claude model through Anthropic's Messages API, plain or streamed.
@@ -106,17 +107,25 @@ impl Anthropic {
             );
             system.push(&schema_hint);
         }
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .filter(|m| m.role != Role::System)
-            .map(|m| json!({ "role": m.role, "content": m.content }))
-            .collect();
         let mut body = json!({
             "model": self.model,
             "max_tokens": request.max_tokens.unwrap_or(self.max_tokens),
-            "messages": messages,
+            "messages": messages(request),
         });
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    json!({
+                        "name": tool.name,
+                        "description": tool.description,
+                        "input_schema": tool.parameters,
+                    })
+                })
+                .collect();
+            body["tools"] = json!(tools);
+        }
         if !system.is_empty() {
             body["system"] = json!(system.join("\n\n"));
         }
@@ -163,13 +172,119 @@ impl Anthropic {
             });
         };
         let content: String = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+        let tool_calls = blocks
+            .iter()
+            .filter(|block| block["type"] == "tool_use")
+            .map(|block| ToolCall {
+                id: block["id"].as_str().unwrap_or_default().to_owned(),
+                name: block["name"].as_str().unwrap_or_default().to_owned(),
+                arguments: block["input"].to_string(),
+            })
+            .collect();
         stop(value["stop_reason"].as_str())?;
         Ok(Completion {
-            tool_calls: Vec::new(),
+            tool_calls,
             text: content,
             finish_reason: finish_reason(value["stop_reason"].as_str()),
             usage: usage(&value["usage"], Usage::default())?,
         })
+    }
+}
+
+/// The conversation as the Messages API takes it: no system messages (they
+/// go in `system`), a turn that called tools as `tool_use` blocks, and the
+/// results of one turn's calls together in one user message of
+/// `tool_result` blocks (a result starting `Error:` is marked `is_error`).
+fn messages(request: &ChatRequest) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for message in request.messages.iter().filter(|m| m.role != Role::System) {
+        match message.role {
+            Role::Tool => {
+                let block = json!({
+                    "type": "tool_result",
+                    "tool_use_id": message.tool_call_id,
+                    "content": message.content,
+                    "is_error": message.content.starts_with("Error: "),
+                });
+                let previous = out.last_mut().filter(|last| {
+                    last["role"] == "user"
+                        && last["content"]
+                            .as_array()
+                            .and_then(|blocks| blocks.first())
+                            .is_some_and(|first| first["type"] == "tool_result")
+                });
+                match previous.and_then(|last| last["content"].as_array_mut()) {
+                    Some(blocks) => blocks.push(block),
+                    None => out.push(json!({ "role": "user", "content": [block] })),
+                }
+            }
+            _ if !message.tool_calls.is_empty() => {
+                let mut blocks = Vec::new();
+                if !message.content.is_empty() {
+                    blocks.push(json!({ "type": "text", "text": message.content }));
+                }
+                for call in &message.tool_calls {
+                    // The API wants an object; arguments it sent are one.
+                    let input: Value = serde_json::from_str(&call.arguments)
+                        .ok()
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!({}));
+                    blocks.push(json!({
+                        "type": "tool_use",
+                        "id": call.id,
+                        "name": call.name,
+                        "input": input,
+                    }));
+                }
+                out.push(json!({ "role": "assistant", "content": blocks }));
+            }
+            _ => out.push(json!({ "role": message.role, "content": message.content })),
+        }
+    }
+    out
+}
+
+/// Tool calls arriving in a stream: `content_block_start` names each
+/// `tool_use` block (by index), `input_json_delta`s carry its input.
+#[derive(Default)]
+struct StreamedCalls(Vec<(u64, ToolCall)>);
+
+impl StreamedCalls {
+    fn start(&mut self, value: &Value) {
+        let block = &value["content_block"];
+        if block["type"] != "tool_use" {
+            return;
+        }
+        let call = ToolCall {
+            id: block["id"].as_str().unwrap_or_default().to_owned(),
+            name: block["name"].as_str().unwrap_or_default().to_owned(),
+            arguments: String::new(),
+        };
+        self.0
+            .push((value["index"].as_u64().unwrap_or_default(), call));
+    }
+
+    fn delta(&mut self, value: &Value) {
+        let Some(partial) = value["delta"]["partial_json"].as_str() else {
+            return;
+        };
+        let index = value["index"].as_u64().unwrap_or_default();
+        if let Some((_, call)) = self.0.iter_mut().find(|(at, _)| *at == index) {
+            call.arguments.push_str(partial);
+        }
+    }
+
+    fn finish(self) -> Vec<ToolCall> {
+        self.0
+            .into_iter()
+            .map(|(_, mut call)| {
+                // A tool that takes nothing streams no input at all.
+                if call.arguments.is_empty() {
+                    call.arguments.push_str("{}");
+                }
+                call
+            })
+            .collect()
     }
 }
 
@@ -222,16 +337,19 @@ async fn read_stream(
     let mut reason: Option<String> = None;
     let mut finished = false;
     let mut failure: Option<LlmError> = None;
+    let mut calls = StreamedCalls::default();
     read_sse(response, &mut partial, timeouts, |event, data, text| {
         let value = decode(data)?;
         match event.or(value["type"].as_str()) {
             Some("message_start") => {
                 usage = self::usage(&value["message"]["usage"], usage)?;
             }
+            Some("content_block_start") => calls.start(&value),
             Some("content_block_delta") => {
                 if let Some(delta) = value["delta"]["text"].as_str() {
                     text.push_str(delta);
                 }
+                calls.delta(&value);
             }
             Some("message_delta") => {
                 reason = value["delta"]["stop_reason"].as_str().map(str::to_owned);
@@ -283,7 +401,7 @@ async fn read_stream(
     }
     stop(reason.as_deref())?;
     Ok(Completion {
-        tool_calls: Vec::new(),
+        tool_calls: calls.finish(),
         text: partial,
         finish_reason: finish_reason(reason.as_deref()),
         usage,

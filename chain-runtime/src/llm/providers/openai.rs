@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use super::http::{Timeouts, client, decode, read_sse, send};
 use crate::llm::secret::ApiKey;
 use crate::llm::{
-    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Usage,
+    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Message, Role,
+    ToolCall, Usage,
 };
 
 /// A chat model behind an OpenAI-compatible `/chat/completions` endpoint:
@@ -100,12 +101,25 @@ impl OpenAiCompatible {
     }
 
     fn body(&self, request: &ChatRequest) -> Value {
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| json!({ "role": m.role, "content": m.content }))
-            .collect();
+        let messages: Vec<Value> = request.messages.iter().map(message).collect();
         let mut body = json!({ "model": self.model, "messages": messages });
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    json!({
+                        "type": "function",
+                        "function": {
+                            "name": tool.name,
+                            "description": tool.description,
+                            "parameters": tool.parameters,
+                        },
+                    })
+                })
+                .collect();
+            body["tools"] = json!(tools);
+        }
         if let Some(max) = request.max_tokens.or(self.max_tokens) {
             body["max_tokens"] = json!(max);
         }
@@ -156,7 +170,13 @@ impl OpenAiCompatible {
             .map_err(|e| super::http::transport(e, String::new(), self.timeouts.request))?;
         let value = decode(&text)?;
         let choice = &value["choices"][0];
-        let Some(content) = choice["message"]["content"].as_str() else {
+        let tool_calls = tool_calls(&choice["message"]["tool_calls"]);
+        let content = match choice["message"]["content"].as_str() {
+            // A turn that only calls tools may send no content at all.
+            None if !tool_calls.is_empty() => Some(""),
+            content => content,
+        };
+        let Some(content) = content else {
             if choice["message"]["refusal"].is_string() {
                 return Err(LlmError::Refused {
                     reason: choice["message"]["refusal"]
@@ -171,11 +191,111 @@ impl OpenAiCompatible {
             });
         };
         Ok(Completion {
-            tool_calls: Vec::new(),
+            tool_calls,
             text: content.to_owned(),
             finish_reason: finish_reason(choice["finish_reason"].as_str()),
             usage: usage(&value["usage"])?,
         })
+    }
+}
+
+/// One message as the endpoint takes it: a tool's result answers its call
+/// by id; a turn that called tools lists them (with `null` content when it
+/// said nothing).
+fn message(message: &Message) -> Value {
+    if message.role == Role::Tool {
+        return json!({
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": message.content,
+        });
+    }
+    if message.tool_calls.is_empty() {
+        return json!({ "role": message.role, "content": message.content });
+    }
+    let calls: Vec<Value> = message
+        .tool_calls
+        .iter()
+        .map(|call| {
+            json!({
+                "id": call.id,
+                "type": "function",
+                "function": { "name": call.name, "arguments": call.arguments },
+            })
+        })
+        .collect();
+    let content = if message.content.is_empty() {
+        Value::Null
+    } else {
+        json!(message.content)
+    };
+    json!({ "role": message.role, "content": content, "tool_calls": calls })
+}
+
+/// `message.tool_calls` of a reply. Arguments are a JSON text; a server
+/// that sends them as an object gets them written back as text.
+fn tool_calls(calls: &Value) -> Vec<ToolCall> {
+    let Some(calls) = calls.as_array() else {
+        return Vec::new();
+    };
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| ToolCall {
+            id: call["id"]
+                .as_str()
+                .map_or_else(|| format!("call_{i}"), str::to_owned),
+            name: call["function"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            arguments: arguments_text(&call["function"]["arguments"]),
+        })
+        .collect()
+}
+
+/// Arguments as JSON text, however the server sent them.
+fn arguments_text(arguments: &Value) -> String {
+    match arguments {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Tool calls arriving in pieces (`delta.tool_calls`, keyed by `index`):
+/// the id and name come once, the arguments in fragments.
+#[derive(Default)]
+struct StreamedCalls(Vec<ToolCall>);
+
+impl StreamedCalls {
+    fn add(&mut self, deltas: &Value) {
+        let Some(deltas) = deltas.as_array() else {
+            return;
+        };
+        for (position, delta) in deltas.iter().enumerate() {
+            let index = delta["index"]
+                .as_u64()
+                .map_or(position, |i| usize::try_from(i).unwrap_or(usize::MAX));
+            // Indices are small and dense; a wild one is capped, not allocated.
+            let index = index.min(self.0.len());
+            if index == self.0.len() {
+                self.0.push(ToolCall {
+                    id: format!("call_{index}"),
+                    name: String::new(),
+                    arguments: String::new(),
+                });
+            }
+            let call = &mut self.0[index];
+            if let Some(id) = delta["id"].as_str() {
+                id.clone_into(&mut call.id);
+            }
+            if let Some(name) = delta["function"]["name"].as_str() {
+                call.name.push_str(name);
+            }
+            call.arguments
+                .push_str(&arguments_text(&delta["function"]["arguments"]));
+        }
     }
 }
 
@@ -237,6 +357,7 @@ async fn read_stream(
     let mut finish = None;
     let mut tokens = Usage::default();
     let mut done = false;
+    let mut calls = StreamedCalls::default();
     read_sse(response, &mut partial, timeouts, |_, data, text| {
         if data == "[DONE]" {
             done = true;
@@ -250,6 +371,7 @@ async fn read_stream(
         if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
             text.push_str(delta);
         }
+        calls.add(&chunk["choices"][0]["delta"]["tool_calls"]);
         if let Some(reason) = chunk["choices"][0]["finish_reason"].as_str() {
             finish = Some(finish_reason(Some(reason)));
         }
@@ -267,7 +389,7 @@ async fn read_stream(
         });
     }
     Ok(Completion {
-        tool_calls: Vec::new(),
+        tool_calls: calls.0,
         text: partial,
         finish_reason: finish.unwrap_or(FinishReason::Stop),
         usage: tokens,
