@@ -158,7 +158,7 @@ async fn a_chain_runs_the_tool_loop_over_openai_and_sends_the_results_back() {
         "C-7 is on the pro plan."
     );
     let step = outcome.report.step("reply").expect("recorded");
-    assert_eq!(step.tool_calls, 1);
+    assert_eq!(step.tool_calls.len(), 1);
     assert_eq!(
         (step.usage.input_tokens, step.usage.output_tokens),
         (202, 23),

@@ -142,7 +142,17 @@ async fn the_calls_of_one_turn_run_at_once_and_their_results_reach_the_model() {
         r#"{"customer":"C-7","plan":"pro"} | ["refunds #1","refunds #2"]"#
     );
     let step = outcome.report.step("reply").expect("recorded");
-    assert_eq!(step.tool_calls, 2);
+    assert_eq!(step.tool_calls.len(), 2);
+    assert!(
+        step.tool_calls
+            .iter()
+            .all(|call| !call.restored && call.error.is_none())
+    );
+    let html = outcome.report.to_html();
+    assert!(
+        html.contains("answer: tool search_kb"),
+        "the timeline draws each call"
+    );
     // Two 50 ms tools in one turn take 50 ms, not 100.
     assert_eq!(step.duration(), Some(Duration::from_millis(50)));
     let mut called = Vec::new();

@@ -11,7 +11,7 @@
 //! never runs twice.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -21,6 +21,7 @@ use tracing::Instrument;
 use super::llm::Llm;
 use crate::events::EventKind;
 use crate::llm::{ChatRequest, Completion, LlmError, Message, ToolCall};
+use crate::report::ToolCallRecord;
 use crate::store::Saved;
 use crate::tools::{Tool, ToolCx, ToolError};
 
@@ -110,11 +111,11 @@ impl Llm<'_> {
     /// back to the model, its result or what went wrong.
     async fn call_tool(&self, address: String, call: &ToolCall) -> Result<String, LlmError> {
         let cx = self.cx;
+        let started = cx.run.elapsed();
         if let Some(content) = self.recorded::<String>(&address) {
-            self.tool_called(call, &address, std::time::Duration::ZERO, None, true);
+            self.tool_called(call, &address, started, None, true);
             return Ok(content);
         }
-        let started = Instant::now();
         let outcome = match self.tools.iter().find(|tool| tool.name() == call.name) {
             Some(tool) => {
                 let tool_cx = ToolCx::new(cx.clone(), &call.name, address.clone());
@@ -141,7 +142,7 @@ impl Llm<'_> {
             Err(error) => (format!("Error: {error}"), Some(error.to_string())),
         };
         self.record(&address, &content).await?;
-        self.tool_called(call, &address, started.elapsed(), error, false);
+        self.tool_called(call, &address, started, error, false);
         Ok(content)
     }
 
@@ -155,17 +156,30 @@ impl Llm<'_> {
         names.join(", ")
     }
 
-    /// Counts a tool call into the step's record and tells listeners.
+    /// Records a tool call that started at `started_at` (since the run
+    /// started) into the step's record, and tells listeners.
     fn tool_called(
         &self,
         call: &ToolCall,
         address: &str,
-        duration: std::time::Duration,
+        started_at: Duration,
         error: Option<String>,
         restored: bool,
     ) {
         let cx = self.cx;
-        cx.run.record(cx.index, |record| record.tool_calls += 1);
+        let finished_at = cx.run.elapsed();
+        let duration = finished_at.saturating_sub(started_at);
+        cx.run.record(cx.index, |record| {
+            record.tool_calls.push(ToolCallRecord {
+                tool: call.name.clone(),
+                call: address.to_owned(),
+                started_at,
+                finished_at,
+                argument_bytes: call.arguments.len(),
+                error: error.clone(),
+                restored,
+            });
+        });
         cx.run.emit(|| EventKind::ToolCalled {
             step: cx.name,
             index: cx.index,

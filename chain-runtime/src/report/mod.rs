@@ -119,6 +119,25 @@ impl std::fmt::Display for ReaskReason {
     }
 }
 
+/// One tool call a model made from a step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallRecord {
+    /// The tool.
+    pub tool: String,
+    /// The call's address within the step (`ordinal.turn.call`).
+    pub call: String,
+    /// Since the run started.
+    pub started_at: Duration,
+    /// Since the run started (equal to `started_at` when restored).
+    pub finished_at: Duration,
+    /// Bytes of arguments the model sent.
+    pub argument_bytes: usize,
+    /// What went back to the model instead of a result, if the call failed.
+    pub error: Option<String>,
+    /// Whether the result came from the step's record (it completed before).
+    pub restored: bool,
+}
+
 /// One attempt of a step, or one re-asked model reply inside an attempt
 /// (see [`AttemptKind`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -209,9 +228,10 @@ pub struct StepRecord {
     /// (invalid JSON, cut off): each is also in `attempt_log`, as an
     /// [`AttemptKind::ModelReask`].
     pub model_reasks: u32,
-    /// Tool calls the model made from this step (restored ones included;
-    /// each is also a [`ToolCalled`](crate::events::EventKind::ToolCalled) event).
-    pub tool_calls: u32,
+    /// Tool calls the model made from this step, in the order they ended
+    /// (restored ones included; each is also a
+    /// [`ToolCalled`](crate::events::EventKind::ToolCalled) event).
+    pub tool_calls: Vec<ToolCallRecord>,
     /// The fallback that produced the output, if one did: `default` or `model:<name>`.
     pub fallback: Option<String>,
     /// Every attempt, in order.
@@ -244,7 +264,7 @@ impl StepRecord {
             limit_wait: Duration::ZERO,
             reasks: 0,
             model_reasks: 0,
-            tool_calls: 0,
+            tool_calls: Vec::new(),
             fallback: None,
             attempt_log: AttemptLog::default(),
             iterations: Vec::new(),

@@ -24,6 +24,9 @@ fn escape(text: &str) -> String {
 /// bar with its summary.
 const MAX_DRAWN_ITEMS: usize = 200;
 
+/// A tool call's bar.
+const TOOL_COLOR: &str = "#00838f";
+
 fn color(outcome: AttemptOutcome) -> &'static str {
     match outcome {
         AttemptOutcome::Succeeded => "#2e7d32",
@@ -198,6 +201,32 @@ fn svg(report: &ExecutionReport) -> String {
             );
             continue;
         }
+        for call in &record.tool_calls {
+            // A tool call: a thin bar along the top of its step's row.
+            let (start, end) = (offset + call.started_at, offset + call.finished_at);
+            let how = match (&call.error, call.restored) {
+                (_, true) => "restored from the step's record".to_owned(),
+                (Some(error), _) => format!("failed: {}", escape(error)),
+                (None, _) => "ran".to_owned(),
+            };
+            let fill = if call.error.is_some() {
+                color(AttemptOutcome::Failed)
+            } else {
+                TOOL_COLOR
+            };
+            let _ = writeln!(
+                out,
+                "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"3\" fill=\"{fill}\"><title>{}: tool {} ({} bytes of arguments) {how}; {:.1} ms → {:.1} ms</title></rect>",
+                x(start),
+                y + 1.0,
+                (x(end) - x(start)).max(2.0),
+                escape(record.name),
+                escape(&call.tool),
+                call.argument_bytes,
+                ms(start),
+                ms(end),
+            );
+        }
         for attempt in &record.attempt_log {
             let (start, end) = (offset + attempt.started_at, offset + attempt.finished_at);
             if let AttemptKind::ModelReask(reason) = attempt.kind {
@@ -273,7 +302,7 @@ pub fn html_timeline<R: AsRef<ExecutionReport>>(reports: impl IntoIterator<Item 
             color(outcome)
         );
     }
-    out.push_str("<span><i style=\"background:#9e9e9e\"></i>cancelled</span><span><i style=\"background:#1565c0\"></i>route decision</span></p>\n");
+    out.push_str("<span><i style=\"background:#00838f\"></i>tool call</span><span><i style=\"background:#9e9e9e\"></i>cancelled</span><span><i style=\"background:#1565c0\"></i>route decision</span></p>\n");
     for report in reports {
         let report = report.as_ref();
         let routes: Vec<String> = report
