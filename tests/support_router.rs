@@ -114,6 +114,14 @@ async fn every_sample_ticket_takes_its_route() {
         "{}",
         reply.text
     );
+    // The model looked the customer up with its `lookup_account` tool.
+    assert!(
+        reply
+            .text
+            .contains("you are on the Team plan with desktop app 4.2.1"),
+        "{}",
+        reply.text
+    );
     let file = std::fs::read_to_string(data.path().join("escalations.jsonl"))
         .expect("escalations written");
     let escalated: Vec<serde_json::Value> = file

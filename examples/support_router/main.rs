@@ -37,6 +37,8 @@ mod kb;
 mod scripted;
 #[path = "store.rs"]
 mod store;
+#[path = "tools.rs"]
+mod tools;
 
 pub(crate) use approvals::{RefundDecision, Review, answer_refund, review_refund, unreviewed};
 use kb::KnowledgeBase;
@@ -251,12 +253,19 @@ async fn format_solution(cx: &StepCx, ticket: &Ticket, lookup: &KbLookup) -> Ste
         .enumerate()
         .map(|(i, step)| format!("{}. {step}", i + 1))
         .collect();
+    // The model may look the customer up (plan, app version) or search for
+    // related articles before it answers; a model that calls no tool
+    // answers from the article alone.
     let text = cx
         .llm()
         .max_tokens(TEXT_TOKENS)
+        .tool(tools::lookup_account::Tool)
+        .tool(tools::search_knowledge_base::Tool)
+        .max_turns(4)
         .text(format!(
             "Write a short, friendly reply to this support ticket that walks the customer \
-             through the fix from our knowledge base. Keep the steps as they are.\n\n\
+             through the fix from our knowledge base. Keep the steps as they are. You may \
+             look up the customer's account to mention their plan or app version.\n\n\
              Article: {}\nSteps:\n{}\n\n{}",
             article.title,
             steps.join("\n"),
@@ -447,7 +456,11 @@ fn runtime_with(
 ) -> Result<Runtime, Box<dyn Error>> {
     let kb = KnowledgeBase::load(&example_dir().join("kb"))?;
     let store = EscalationStore::open(data_dir)?;
-    Ok(builder.dependency(kb).dependency(store).build())
+    Ok(builder
+        .dependency(kb)
+        .dependency(store)
+        .dependency(tools::Accounts)
+        .build())
 }
 
 /// Where `main` keeps its runs, so a later process finds the waiting ones.

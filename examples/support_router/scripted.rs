@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use prompt_chain::llm::{ChatRequest, ScriptedModel, ScriptedReply};
+use prompt_chain::llm::{
+    ChatRequest, Completion, FinishReason, LlmError, Role, ScriptedModel, ScriptedReply, ToolCall,
+    Usage,
+};
 use serde_json::json;
 
 use super::kb::tokenize;
@@ -22,7 +25,7 @@ pub(crate) fn model() -> ScriptedModel {
         )
         .on_step(
             "format_solution",
-            ScriptedReply::from_fn(solution).after(ms(260)),
+            ScriptedReply::from_completion_fn(solution_turn).after(ms(260)),
         )
         .on_step(
             "extract_billing_details",
@@ -166,6 +169,62 @@ fn first_name(request: &ChatRequest) -> String {
         .and_then(|name| name.split_whitespace().next())
         .unwrap_or("there")
         .to_owned()
+}
+
+/// The technical answer's turns: first look the customer up (a tool call),
+/// then answer with what the account said.
+fn solution_turn(request: &ChatRequest, _: usize) -> Result<Completion, LlmError> {
+    let account = request
+        .messages
+        .iter()
+        .find(|message| message.role == Role::Tool)
+        .and_then(|message| serde_json::from_str::<serde_json::Value>(&message.content).ok());
+    let (text, tool_calls) = match account {
+        None => {
+            let customer = section(request, "Ticket:\n")
+                .lines()
+                .find_map(|line| line.strip_prefix("From: "))
+                .unwrap_or_default();
+            let call = ToolCall {
+                id: "call_1".to_owned(),
+                name: "lookup_account".to_owned(),
+                arguments: json!({ "customer": customer }).to_string(),
+            };
+            (String::new(), vec![call])
+        }
+        Some(account) => {
+            let mut text = solution(request);
+            if let (Some(plan), Some(version)) = (
+                account["plan"].as_str(),
+                account["desktop_version"].as_str(),
+            ) {
+                text = text.replacen(
+                    "thanks for the details.",
+                    &format!(
+                        "thanks for the details. I checked your account: you are on the {plan} plan with desktop app {version}."
+                    ),
+                    1,
+                );
+            }
+            (text, Vec::new())
+        }
+    };
+    let input_tokens = request
+        .messages
+        .iter()
+        .map(|m| m.content.len() as u64 / 4)
+        .sum();
+    let output_tokens = (text.len() as u64 / 4).max(8);
+    Ok(Completion {
+        finish_reason: if tool_calls.is_empty() {
+            FinishReason::Stop
+        } else {
+            FinishReason::ToolCalls
+        },
+        tool_calls,
+        text,
+        usage: Usage::new(input_tokens, output_tokens),
+    })
 }
 
 fn solution(request: &ChatRequest) -> String {
