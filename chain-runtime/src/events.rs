@@ -127,6 +127,37 @@ pub enum EventKind {
         /// Whether the result came from the step's record.
         restored: bool,
     },
+    /// A piece of a model reply as it arrives (only with
+    /// [`RuntimeBuilder::stream_tokens`](crate::RuntimeBuilder::stream_tokens)):
+    /// a step's pieces concatenate to its reply's text.
+    TokenDelta {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The text that arrived.
+        text: String,
+    },
+    /// The JSON a `structured`/`json` reply holds so far (only with
+    /// `stream_tokens`): not validated, not the step's output. Read it typed
+    /// with [`Partial`].
+    PartialOutput {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// The value so far (open strings and containers closed).
+        json: serde_json::Value,
+    },
+    /// A step's own progress report (`cx.progress(..)`).
+    Progress {
+        /// The step's name.
+        step: &'static str,
+        /// Its index in declaration order.
+        index: usize,
+        /// What the step said.
+        message: String,
+    },
     /// An element of a map step ended (succeeded, or failed for good).
     ItemFinished {
         /// The step's name.
@@ -315,5 +346,48 @@ impl futures_core::Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         self.receiver.poll_recv(cx)
+    }
+}
+
+/// A partial structured output of type `T`: the fields a reply has so far,
+/// not validated. A distinct type, so it cannot be passed where a `T` (a
+/// validated output) is expected; [`Partial::complete`] tries to read it as
+/// one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial<T> {
+    json: serde_json::Value,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: serde::de::DeserializeOwned> Partial<T> {
+    /// The partial output an event carries, if it is a
+    /// [`PartialOutput`](EventKind::PartialOutput) of step `step`.
+    pub fn of(event: &Event, step: &str) -> Option<Self> {
+        match &event.kind {
+            EventKind::PartialOutput {
+                step: from, json, ..
+            } if *from == step => Some(Self {
+                json: json.clone(),
+                _type: std::marker::PhantomData,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The value so far.
+    pub fn json(&self) -> &serde_json::Value {
+        &self.json
+    }
+
+    /// Field `name` so far, if the reply has reached it.
+    pub fn field(&self, name: &str) -> Option<&serde_json::Value> {
+        self.json.get(name)
+    }
+
+    /// The value read as a `T`, once every field it needs has arrived (a
+    /// string field may still be cut short: the final output is the one
+    /// the step returns).
+    pub fn complete(&self) -> Option<T> {
+        serde_json::from_value(self.json.clone()).ok()
     }
 }

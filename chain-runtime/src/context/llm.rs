@@ -129,7 +129,10 @@ impl<'a> Llm<'a> {
 
     /// Sends a request as this step and returns the whole completion (with
     /// tools: the first reply that calls none).
-    pub async fn complete(&self, request: ChatRequest) -> Result<Completion, LlmError> {
+    pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, LlmError> {
+        if request.on_delta.is_none() {
+            request.on_delta = self.cx.delta_sink(false);
+        }
         self.exchange(request, &mut None).await.0
     }
 
@@ -147,6 +150,9 @@ impl<'a> Llm<'a> {
         };
         request.step = Some(self.cx.step());
         self.apply(&mut request);
+        if let Some(sink) = &request.on_delta {
+            sink.restart();
+        }
         let runtime = self.cx.runtime();
         if let Some(budget) = runtime.limits().run_budget() {
             let spent = &self.cx.run.spent;
@@ -216,8 +222,9 @@ impl<'a> Llm<'a> {
     /// with the partial text. To accept a cut-off reply, call
     /// [`Llm::complete`] and read its `finish_reason`.
     pub async fn text(&self, prompt: impl Into<String>) -> Result<String, LlmError> {
-        self.with_reasks(ChatRequest::user(prompt), |text| Ok(text.to_owned()))
-            .await
+        let mut request = ChatRequest::user(prompt);
+        request.on_delta = self.cx.delta_sink(false);
+        self.with_reasks(request, |text| Ok(text.to_owned())).await
     }
 
     /// Sends one user message and parses the reply as JSON into `T`.
@@ -230,8 +237,9 @@ impl<'a> Llm<'a> {
         &self,
         prompt: impl Into<String>,
     ) -> Result<T, LlmError> {
-        self.with_reasks(ChatRequest::user(prompt), parse_reply::<T>)
-            .await
+        let mut request = ChatRequest::user(prompt);
+        request.on_delta = self.cx.delta_sink(true);
+        self.with_reasks(request, parse_reply::<T>).await
     }
 
     /// Like [`Llm::json`], and sends `T`'s JSON schema (schemars) so providers
@@ -244,6 +252,7 @@ impl<'a> Llm<'a> {
     ) -> Result<T, LlmError> {
         let schema = schemars::schema_for!(T);
         let mut request = ChatRequest::user(prompt);
+        request.on_delta = self.cx.delta_sink(true);
         request.response_schema = Some(crate::llm::ResponseSchema {
             name: schema_name::<T>(),
             schema: serde_json::to_value(&schema).unwrap_or_default(),

@@ -171,6 +171,72 @@ impl StepCx {
         })
     }
 
+    /// Publishes a progress report of this step to the run's listeners
+    /// (a [`Progress`](crate::events::EventKind::Progress) event): "3 of 10
+    /// documents read". Free when nobody listens.
+    pub fn progress(&self, message: impl Into<String>) {
+        self.run.emit(|| crate::events::EventKind::Progress {
+            step: self.name,
+            index: self.index,
+            message: message.into(),
+        });
+    }
+
+    /// Where a model call of this step sends its text as it arrives, when
+    /// the runtime streams tokens and someone listens: `TokenDelta` events,
+    /// and with `json`, `PartialOutput` events with the JSON so far (sent
+    /// when a piece may have completed a value, and only when it changed).
+    pub(crate) fn delta_sink(&self, json: bool) -> Option<crate::llm::DeltaSink> {
+        if !self.run.runtime.observation().stream_tokens() || !self.run.observed() {
+            return None;
+        }
+        // Weak: a request can outlive its run (a scripted model logs its
+        // requests), and must not keep the run's event stream open.
+        let run = Arc::downgrade(&self.run);
+        let (step, index) = (self.name, self.index);
+        let so_far = Arc::new(std::sync::Mutex::new((
+            String::new(),
+            serde_json::Value::Null,
+        )));
+        let restart = Arc::clone(&so_far);
+        let sink = crate::llm::DeltaSink::new(move |piece| {
+            let Some(run) = run.upgrade() else {
+                return;
+            };
+            run.emit(|| crate::events::EventKind::TokenDelta {
+                step,
+                index,
+                text: piece.to_owned(),
+            });
+            if !json {
+                return;
+            }
+            let Ok(mut so_far) = so_far.lock() else {
+                return;
+            };
+            so_far.0.push_str(piece);
+            if !piece.contains([',', '}', ']', '"', ' ']) {
+                return;
+            }
+            let Some(value) = crate::llm::partial_json(&so_far.0) else {
+                return;
+            };
+            if value != so_far.1 {
+                so_far.1 = value.clone();
+                run.emit(|| crate::events::EventKind::PartialOutput {
+                    step,
+                    index,
+                    json: value,
+                });
+            }
+        });
+        Some(sink.with_restart(move || {
+            if let Ok(mut so_far) = restart.lock() {
+                *so_far = (String::new(), serde_json::Value::Null);
+            }
+        }))
+    }
+
     /// Adds time spent waiting for a concurrency or rate limit.
     pub(crate) fn add_limit_wait(&self, waited: std::time::Duration) {
         self.run

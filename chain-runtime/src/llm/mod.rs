@@ -7,6 +7,7 @@
 
 mod error;
 mod json;
+mod partial;
 mod pricing;
 #[cfg(feature = "providers")]
 mod providers;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::future::BoxFuture;
 pub use error::LlmError;
 pub use json::{extract_json, parse_reply};
+pub use partial::partial_json;
 pub(crate) use pricing::add_cost;
 pub use pricing::{Price, PriceTable};
 #[cfg(feature = "providers")]
@@ -146,9 +148,66 @@ pub struct ChatRequest {
     pub response_schema: Option<ResponseSchema>,
     /// The tools the model may call.
     pub tools: Vec<ToolSpec>,
+    /// Where a provider sends the reply's text as it arrives, if anyone
+    /// listens (filled in by [`Llm`](crate::Llm) when the runtime streams
+    /// tokens).
+    #[serde(skip)]
+    pub on_delta: Option<DeltaSink>,
     /// The step making the call, filled in by [`Llm`](crate::Llm); scripted models match on it.
     #[serde(skip)]
     pub step: Option<&'static str>,
+}
+
+/// Receives a reply's text piece by piece, as a provider reads it.
+#[derive(Clone)]
+pub struct DeltaSink {
+    send: std::sync::Arc<dyn Fn(&str) + Send + Sync>,
+    restart: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl DeltaSink {
+    /// A sink calling `f` with each piece.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self {
+            send: std::sync::Arc::new(f),
+            restart: None,
+        }
+    }
+
+    /// Also calls `restart` before each new model call (a re-ask, a tool
+    /// loop's next turn), so text is gathered per reply.
+    #[must_use]
+    pub(crate) fn with_restart(mut self, restart: impl Fn() + Send + Sync + 'static) -> Self {
+        self.restart = Some(std::sync::Arc::new(restart));
+        self
+    }
+
+    /// Sends one piece (empty pieces are dropped).
+    pub fn send(&self, piece: &str) {
+        if !piece.is_empty() {
+            (self.send)(piece);
+        }
+    }
+
+    /// A new reply begins.
+    pub(crate) fn restart(&self) {
+        if let Some(restart) = &self.restart {
+            restart();
+        }
+    }
+}
+
+impl std::fmt::Debug for DeltaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeltaSink")
+    }
+}
+
+/// Two requests are equal whatever their sinks.
+impl PartialEq for DeltaSink {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A JSON schema for a structured reply.

@@ -145,6 +145,29 @@ impl From<String> for ScriptedReply {
     }
 }
 
+/// `text` cut after each space or punctuation mark (at most 8 characters a
+/// piece), as a provider's stream cuts a reply into tokens.
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest
+            .char_indices()
+            .skip(1)
+            .take(8)
+            .find(|(_, c)| c.is_whitespace() || matches!(c, ',' | ':' | '{' | '}' | '"'))
+            .map_or_else(
+                || rest.char_indices().nth(8).map_or(rest.len(), |(at, _)| at),
+                |(at, _)| at,
+            );
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// Rough token count: about four characters a token, as tokenizers average on English.
 fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
@@ -402,7 +425,15 @@ impl LanguageModel for ScriptedModel {
             if reply.hang {
                 std::future::pending::<()>().await;
             }
-            (reply.reply)(request, call)
+            let completion = (reply.reply)(request, call);
+            // A listener gets the reply as a streaming provider sends it:
+            // in pieces of a few characters.
+            if let (Some(sink), Ok(completion)) = (&request.on_delta, &completion) {
+                for piece in pieces(&completion.text) {
+                    sink.send(piece);
+                }
+            }
+            completion
         })
     }
 }

@@ -135,6 +135,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Sends each model call's text to the run's listeners as it arrives
+    /// (default off): a [`TokenDelta`](crate::events::EventKind::TokenDelta)
+    /// event per piece, and for `structured`/`json` calls a
+    /// [`PartialOutput`](crate::events::EventKind::PartialOutput) with the
+    /// JSON parsed so far (read it typed with
+    /// [`Partial`](crate::events::Partial)). A streaming provider sends many
+    /// pieces; a plain one, the whole reply at once.
+    #[must_use]
+    pub fn stream_tokens(mut self, stream: bool) -> Self {
+        self.parts.observation.stream_tokens = stream;
+        self
+    }
+
     /// Where runs save each step's output as it completes, so a failed or
     /// crashed run can be resumed (`<chain>::resume`) without running finished
     /// steps again; also holds the step-result cache (`cache = 1h` in `step!`).

@@ -183,6 +183,7 @@ pub(crate) struct Observation {
     pub(super) observers: Vec<Arc<dyn Observer>>,
     pub(super) prices: Option<PriceTable>,
     pub(super) measure_outputs: bool,
+    pub(super) stream_tokens: bool,
     pub(super) history: Mutex<VecDeque<Arc<ExecutionReport>>>,
     pub(super) history_capacity: usize,
 }
@@ -193,6 +194,7 @@ impl Default for Observation {
             observers: Vec::new(),
             prices: None,
             measure_outputs: true,
+            stream_tokens: false,
             history: Mutex::new(VecDeque::new()),
             history_capacity: 100,
         }
@@ -213,6 +215,12 @@ impl Observation {
     /// Whether each output's JSON size is measured.
     pub(crate) fn measure_outputs(&self) -> bool {
         self.measure_outputs
+    }
+
+    /// Whether model calls send their text as it arrives (`TokenDelta`,
+    /// `PartialOutput` events).
+    pub(crate) fn stream_tokens(&self) -> bool {
+        self.stream_tokens
     }
 
     /// The report of a recent run, by id.

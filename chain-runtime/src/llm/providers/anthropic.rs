@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::http::{Timeouts, client, decode, read_sse, send};
 use crate::llm::secret::ApiKey;
 use crate::llm::{
-    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Role, ToolCall,
-    Usage,
+    BoxFuture, ChatRequest, Completion, DeltaSink, FinishReason, LanguageModel, LlmError, Role,
+    ToolCall, Usage,
 };
 
 /// A Claude model through Anthropic's Messages API, plain or streamed.
@@ -158,7 +158,7 @@ impl Anthropic {
         )
         .await?;
         if self.stream {
-            return read_stream(response, self.timeouts).await;
+            return read_stream(response, self.timeouts, request.on_delta.as_ref()).await;
         }
         let text = response
             .text()
@@ -182,6 +182,9 @@ impl Anthropic {
             })
             .collect();
         stop(value["stop_reason"].as_str())?;
+        if let Some(sink) = &request.on_delta {
+            sink.send(&content);
+        }
         Ok(Completion {
             tool_calls,
             text: content,
@@ -331,6 +334,7 @@ fn stop(reason: Option<&str>) -> Result<(), LlmError> {
 async fn read_stream(
     response: reqwest::Response,
     timeouts: Timeouts,
+    sink: Option<&DeltaSink>,
 ) -> Result<Completion, LlmError> {
     let mut partial = String::new();
     let mut usage = Usage::default();
@@ -348,6 +352,9 @@ async fn read_stream(
             Some("content_block_delta") => {
                 if let Some(delta) = value["delta"]["text"].as_str() {
                     text.push_str(delta);
+                    if let Some(sink) = sink {
+                        sink.send(delta);
+                    }
                 }
                 calls.delta(&value);
             }

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::http::{Timeouts, client, decode, read_sse, send};
 use crate::llm::secret::ApiKey;
 use crate::llm::{
-    BoxFuture, ChatRequest, Completion, FinishReason, LanguageModel, LlmError, Message, Role,
-    ToolCall, Usage,
+    BoxFuture, ChatRequest, Completion, DeltaSink, FinishReason, LanguageModel, LlmError, Message,
+    Role, ToolCall, Usage,
 };
 
 /// A chat model behind an OpenAI-compatible `/chat/completions` endpoint:
@@ -162,7 +162,7 @@ impl OpenAiCompatible {
         )
         .await?;
         if self.stream {
-            return read_stream(response, self.timeouts).await;
+            return read_stream(response, self.timeouts, request.on_delta.as_ref()).await;
         }
         let text = response
             .text()
@@ -190,6 +190,9 @@ impl OpenAiCompatible {
                 body: text.chars().take(2000).collect(),
             });
         };
+        if let Some(sink) = &request.on_delta {
+            sink.send(content);
+        }
         Ok(Completion {
             tool_calls,
             text: content.to_owned(),
@@ -352,6 +355,7 @@ fn stream_error(error: &Value, data: &str, partial: &str) -> LlmError {
 async fn read_stream(
     response: reqwest::Response,
     timeouts: Timeouts,
+    sink: Option<&DeltaSink>,
 ) -> Result<Completion, LlmError> {
     let mut partial = String::new();
     let mut finish = None;
@@ -370,6 +374,9 @@ async fn read_stream(
         }
         if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
             text.push_str(delta);
+            if let Some(sink) = sink {
+                sink.send(delta);
+            }
         }
         calls.add(&chunk["choices"][0]["delta"]["tool_calls"]);
         if let Some(reason) = chunk["choices"][0]["finish_reason"].as_str() {
