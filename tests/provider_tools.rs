@@ -12,7 +12,8 @@ mod fake_server;
 
 use fake_server::{FakeServer, Reply, json};
 use prompt_chain::llm::{
-    Anthropic, ChatRequest, FinishReason, LanguageModel, OpenAiCompatible, ToolCall, ToolSpec,
+    Anthropic, ChatRequest, FinishReason, LanguageModel, OpenAiCompatible, PriceTable, ToolCall,
+    ToolSpec,
 };
 use prompt_chain::prelude::*;
 use serde_json::json as j;
@@ -148,7 +149,9 @@ async fn a_chain_runs_the_tool_loop_over_openai_and_sends_the_results_back() {
     ])
     .await;
     let model = OpenAiCompatible::new(server.url.clone(), "gpt-test");
-    let rt = Runtime::builder().model(model).build();
+    // $1 per million tokens in and out: the tool-calling turn cost 99 µ$.
+    let prices = PriceTable::new().model("gpt-test", 1.0, 1.0);
+    let rt = Runtime::builder().model(model).prices(prices).build();
     let input = desk::Input {
         question: "Which plan is C-7 on?".into(),
     };
@@ -159,6 +162,13 @@ async fn a_chain_runs_the_tool_loop_over_openai_and_sends_the_results_back() {
     );
     let step = outcome.report.step("reply").expect("recorded");
     assert_eq!(step.tool_calls.len(), 1);
+    let call = &step.tool_calls[0];
+    assert_eq!(
+        (call.turn_usage.input_tokens, call.turn_usage.output_tokens),
+        (82, 17)
+    );
+    let cost = call.turn_cost_usd.expect("priced");
+    assert!((cost - 99e-6).abs() < 1e-9, "{cost}");
     assert_eq!(
         (step.usage.input_tokens, step.usage.output_tokens),
         (202, 23),

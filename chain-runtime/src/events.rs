@@ -126,6 +126,10 @@ pub enum EventKind {
         error: Option<String>,
         /// Whether the result came from the step's record.
         restored: bool,
+        /// Tokens of the model turn that asked for the call.
+        turn_usage: crate::llm::Usage,
+        /// What that turn cost, with a price table.
+        turn_cost_usd: Option<f64>,
     },
     /// A piece of a model reply as it arrives (only with
     /// [`RuntimeBuilder::stream_tokens`](crate::RuntimeBuilder::stream_tokens)):

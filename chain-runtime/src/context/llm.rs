@@ -24,7 +24,7 @@ use crate::tools::Tool;
 #[derive(Debug)]
 pub struct Llm<'a> {
     pub(super) cx: &'a StepCx,
-    model: Option<&'a Arc<dyn LanguageModel>>,
+    pub(super) model: Option<&'a Arc<dyn LanguageModel>>,
     name: Option<&'a str>,
     options: CallOptions,
     /// The tools the model may call (see [`Llm::tool`]).

@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use super::llm::Llm;
 use crate::events::EventKind;
-use crate::llm::{ChatRequest, Completion, LlmError, Message, ToolCall};
+use crate::llm::{ChatRequest, Completion, LlmError, Message, ToolCall, Usage};
 use crate::report::ToolCallRecord;
 use crate::store::Saved;
 use crate::tools::{Tool, ToolCx, ToolError};
@@ -86,11 +86,12 @@ impl Llm<'_> {
                 }
             };
             let calls = completion.tool_calls;
+            let turn_usage = completion.usage;
             let results = join_all(
                 calls
                     .iter()
                     .enumerate()
-                    .map(|(i, call)| self.call_tool(format!("{turn}.{i}"), call)),
+                    .map(|(i, call)| self.call_tool(format!("{turn}.{i}"), call, turn_usage)),
             )
             .await;
             request
@@ -109,11 +110,22 @@ impl Llm<'_> {
 
     /// One tool call, as recorded or run now (and then recorded): what goes
     /// back to the model, its result or what went wrong.
-    async fn call_tool(&self, address: String, call: &ToolCall) -> Result<String, LlmError> {
+    async fn call_tool(
+        &self,
+        address: String,
+        call: &ToolCall,
+        turn_usage: Usage,
+    ) -> Result<String, LlmError> {
         let cx = self.cx;
         let started = cx.run.elapsed();
+        let called = Called {
+            call,
+            address: &address,
+            started_at: started,
+            turn_usage,
+        };
         if let Some(content) = self.recorded::<String>(&address) {
-            self.tool_called(call, &address, started, None, true);
+            self.tool_called(called, None, true);
             return Ok(content);
         }
         let outcome = match self.tools.iter().find(|tool| tool.name() == call.name) {
@@ -142,7 +154,7 @@ impl Llm<'_> {
             Err(error) => (format!("Error: {error}"), Some(error.to_string())),
         };
         self.record(&address, &content).await?;
-        self.tool_called(call, &address, started, error, false);
+        self.tool_called(called, error, false);
         Ok(content)
     }
 
@@ -156,19 +168,22 @@ impl Llm<'_> {
         names.join(", ")
     }
 
-    /// Records a tool call that started at `started_at` (since the run
-    /// started) into the step's record, and tells listeners.
-    fn tool_called(
-        &self,
-        call: &ToolCall,
-        address: &str,
-        started_at: Duration,
-        error: Option<String>,
-        restored: bool,
-    ) {
+    /// Records a finished tool call into the step's record, and tells
+    /// listeners.
+    fn tool_called(&self, called: Called<'_>, error: Option<String>, restored: bool) {
         let cx = self.cx;
+        let Called {
+            call,
+            address,
+            started_at,
+            turn_usage,
+        } = called;
         let finished_at = cx.run.elapsed();
         let duration = finished_at.saturating_sub(started_at);
+        let turn_cost_usd = match (cx.runtime().prices(), self.model) {
+            (Some(prices), Some(model)) => prices.cost(model.name(), turn_usage),
+            _ => None,
+        };
         cx.run.record(cx.index, |record| {
             record.tool_calls.push(ToolCallRecord {
                 tool: call.name.clone(),
@@ -178,6 +193,8 @@ impl Llm<'_> {
                 argument_bytes: call.arguments.len(),
                 error: error.clone(),
                 restored,
+                turn_usage,
+                turn_cost_usd,
             });
         });
         cx.run.emit(|| EventKind::ToolCalled {
@@ -189,6 +206,8 @@ impl Llm<'_> {
             duration,
             error: error.clone(),
             restored,
+            turn_usage,
+            turn_cost_usd,
         });
     }
 
@@ -225,6 +244,15 @@ impl Llm<'_> {
         cx.run.restored().insert((unit, cx.iteration), bytes);
         Ok(())
     }
+}
+
+/// A tool call being recorded: what was called, where, since when, and the
+/// tokens of the turn that asked for it.
+struct Called<'a> {
+    call: &'a ToolCall,
+    address: &'a str,
+    started_at: Duration,
+    turn_usage: Usage,
 }
 
 /// Runs `tool` on `arguments`.

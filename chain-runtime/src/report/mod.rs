@@ -136,6 +136,11 @@ pub struct ToolCallRecord {
     pub error: Option<String>,
     /// Whether the result came from the step's record (it completed before).
     pub restored: bool,
+    /// Tokens of the model turn that asked for this call (shared by the
+    /// turn's calls; counted once into the step's usage).
+    pub turn_usage: Usage,
+    /// What that turn cost, with a price table.
+    pub turn_cost_usd: Option<f64>,
 }
 
 /// One attempt of a step, or one re-asked model reply inside an attempt
