@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 #[path = "support/call_log.rs"]
 mod call_log;
-use call_log::{CallLog, splitmix, unit};
+use call_log::{CallLog, exit_or_kill, splitmix, unit};
 
 fn mix(seed: u64, salt: &str) -> u64 {
     let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
@@ -307,16 +307,7 @@ fn crash_test_kills_and_resumes() {
             }
             let mut child = command.spawn().expect("spawn the child");
             // Kill somewhere between just started and after the end.
-            let deadline = Instant::now() + Duration::from_millis(5 + next(160));
-            let exited = loop {
-                if let Some(status) = child.try_wait().expect("wait") {
-                    break Some(status);
-                }
-                if Instant::now() >= deadline {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            };
+            let exited = exit_or_kill(&mut child, Duration::from_millis(5 + next(160)));
             let completed = match exited {
                 Some(status) => {
                     assert!(
@@ -326,8 +317,6 @@ fn crash_test_kills_and_resumes() {
                     true
                 }
                 None => {
-                    child.kill().expect("SIGKILL");
-                    let _ = child.wait();
                     kills += 1;
                     false
                 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 #[path = "support/call_log.rs"]
 mod call_log;
-use call_log::{CallLog, splitmix};
+use call_log::{CallLog, exit_or_kill, splitmix};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(crate = "prompt_chain::schemars")]
@@ -201,21 +201,9 @@ fn answers_apply_exactly_once_across_kills() {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn the child");
-            let deadline = Instant::now() + Duration::from_millis(5 + next(120));
-            let exited = loop {
-                if let Some(status) = child.try_wait().expect("wait") {
-                    break Some(status);
-                }
-                if Instant::now() >= deadline {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            };
-            match exited {
+            match exit_or_kill(&mut child, Duration::from_millis(5 + next(120))) {
                 Some(exit) => assert!(exit.success(), "process {process} ({mode}) failed"),
                 None => {
-                    child.kill().expect("SIGKILL");
-                    let _ = child.wait();
                     kills += 1;
                     if mode != "start" {
                         answer_kills += 1;

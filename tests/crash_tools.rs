@@ -23,7 +23,7 @@ use prompt_chain::{RunId, store::SqliteStore};
 #[allow(dead_code)]
 #[path = "support/call_log.rs"]
 mod call_log;
-use call_log::splitmix;
+use call_log::{exit_or_kill, splitmix};
 
 /// Where each tool call is logged: `run address process`.
 #[derive(Debug, Clone)]
@@ -218,23 +218,10 @@ fn tool_calls_run_once_across_kills() {
                 .expect("spawn the child");
             // The child starts in ~10 ms and its tools take 20–60 ms a turn
             // (plus 300 ms for a killed owner's lease to run out).
-            let deadline = Instant::now() + Duration::from_millis(20 + next(400));
-            let exited = loop {
-                if let Some(status) = child.try_wait().expect("wait") {
-                    break Some(status);
-                }
-                if Instant::now() >= deadline {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            };
+            let exited = exit_or_kill(&mut child, Duration::from_millis(20 + next(400)));
             match exited {
                 Some(exit) => assert!(exit.success(), "process {process} failed"),
-                None => {
-                    child.kill().expect("SIGKILL");
-                    let _ = child.wait();
-                    kills += 1;
-                }
+                None => kills += 1,
             }
             let recorded = recorded_calls(&db);
             if exited.is_none() {

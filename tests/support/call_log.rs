@@ -1,6 +1,6 @@
 //! For the crash tests: a log of every step execution (run, unit, process),
-//! appended to a file shared by the parent and its child processes, and the
-//! seeded mixer that picks kill moments.
+//! appended to a file shared by the parent and its child processes, the
+//! seeded mixer that picks kill moments, and the kill itself.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,4 +39,24 @@ pub(crate) fn splitmix(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Waits for `child` to exit until `after` has passed, then kills it with
+/// SIGKILL: its exit status if it exited by itself, `None` if it was killed.
+pub(crate) fn exit_or_kill(
+    child: &mut std::process::Child,
+    after: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + after;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
