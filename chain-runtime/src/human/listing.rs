@@ -58,7 +58,8 @@ pub async fn expired(runtime: &Runtime, chain: &str) -> Result<Vec<RunId>, Store
     Ok(runs)
 }
 
-/// Who answered `key` of run `run_id`, if it was answered through [`answer`].
+/// Who answered `key` of run `run_id`, if it was answered through
+/// [`answer`](super::answer) or [`answer_within`](super::answer_within).
 pub async fn answered(
     runtime: &Runtime,
     run_id: RunId,
