@@ -85,6 +85,14 @@ impl Parse for RawStep {
         let content;
         parenthesized!(content in input);
         let args = Punctuated::parse_terminated(&content)?;
+        if input.peek(Token![.]) && input.peek2(Token![await]) {
+            let dot: Token![.] = input.parse()?;
+            let awaited: Token![await] = input.parse()?;
+            return Err(syn::Error::new_spanned(
+                quote::quote!(#dot #awaited),
+                "no `.await` in `step!`: the chain awaits each step itself, as soon as its inputs are ready; write `step!(key = f(x))`",
+            ));
+        }
         let mut options = Vec::new();
         while !input.is_empty() {
             input.parse::<Token![,]>().map_err(|e| {
