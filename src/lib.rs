@@ -83,6 +83,22 @@ pub use prompt_chain_runtime::{
 #[doc(hidden)]
 pub use prompt_chain_runtime::__private;
 
+/// Chooses a branch of a chain on a key's value:
+/// `route!(category { Category::Billing => step!(reply = billing(ticket)), ... })`.
+///
+/// It only means something in the body of an `async fn` marked `#[chain]`,
+/// which reads it (the compiler checks the match is exhaustive and every arm
+/// produces the keys used later). Anywhere else it is a compile error saying
+/// so.
+#[macro_export]
+macro_rules! route {
+    ($($tokens:tt)*) => {
+        ::core::compile_error!(
+            "`route!` chooses a branch of a chain: it goes in the body of an `async fn` marked `#[chain]`, as `route!(key { Pattern => step!(...), ... })`"
+        )
+    };
+}
+
 /// Export to OpenTelemetry (feature `otel`): prompt-chain's spans (one per run,
 /// per step attempt and per model call, the latter with the GenAI semantic
 /// conventions' `gen_ai.*` attributes) through any OpenTelemetry tracer.
@@ -114,7 +130,7 @@ pub mod prelude {
     pub use crate::llm::ScriptedModel;
     pub use crate::tools::ToolCx;
     pub use crate::{
-        ChainError, Loop, Runtime, StepCx, StepError, StepResult, chain, prompt, step, tool,
+        ChainError, Loop, Runtime, StepCx, StepError, StepResult, chain, prompt, route, step, tool,
     };
 }
 
