@@ -3,6 +3,7 @@
 //! run has spent.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub(crate) struct RunShared {
     parent_path: Option<Arc<str>>,
     path: OnceLock<Arc<str>>,
     started: Instant,
+    /// The last clock reading (as nanoseconds since the start, plus one),
+    /// while only executor code has run since; 0 when none is fresh.
+    fresh: AtomicU64,
     started_unix_ms: u64,
     records: Mutex<Vec<StepRecord>>,
     routes: Mutex<Vec<RouteRecord>>,
@@ -106,6 +110,7 @@ impl RunShared {
             parent_path: parent_run.map(|run| run.path()),
             path: OnceLock::new(),
             started: Instant::now(),
+            fresh: AtomicU64::new(0),
             started_unix_ms: unix_ms(),
             records: Mutex::new(records),
             routes: Mutex::new(routes),
@@ -154,6 +159,29 @@ impl RunShared {
         Instant::now().saturating_duration_since(self.started)
     }
 
+    /// Keeps `at`, a reading just taken, for the next [`RunShared::now_or_fresh`]:
+    /// a step that ends and the next one that starts in the same pass of
+    /// the join share one reading (only executor code runs between them).
+    pub(crate) fn keep_fresh(&self, at: Duration) {
+        let nanos = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.fresh.store(nanos + 1, Ordering::Relaxed);
+    }
+
+    /// Forgets the kept reading: user code is about to run, or the run was
+    /// woken (time passed).
+    #[inline]
+    pub(crate) fn stale(&self) {
+        self.fresh.store(0, Ordering::Relaxed);
+    }
+
+    /// The kept reading if it is still fresh (taking it), else the clock.
+    pub(crate) fn now_or_fresh(&self) -> Duration {
+        match self.fresh.swap(0, Ordering::Relaxed) {
+            0 => self.elapsed(),
+            nanos => Duration::from_nanos(nanos - 1),
+        }
+    }
+
     /// Whether events are wanted at all.
     pub(crate) fn observed(&self) -> bool {
         self.observed
@@ -185,6 +213,8 @@ impl RunShared {
         if let Some(sink) = &self.sink {
             sink.send(&event);
         }
+        // Observers are user code: the clock reading is no longer fresh.
+        self.stale();
     }
 
     /// Updates the record of step `index` (ignored for an unknown index).

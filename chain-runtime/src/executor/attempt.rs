@@ -91,7 +91,9 @@ impl RunCx {
         let mut first_started_at = what.started_at;
         loop {
             attempt += 1;
-            let started_at = first_started_at.take().unwrap_or_else(|| self.now());
+            let started_at = first_started_at
+                .take()
+                .unwrap_or_else(|| self.shared.now_or_fresh());
             // The record learns of the attempt when it ends, in one visit; an
             // attempt cancelled on the way is recorded by the guard's drop.
             let mut in_flight = InFlight {
@@ -128,6 +130,7 @@ impl RunCx {
             let guarded = Guarded {
                 future: call(cx),
                 span,
+                run: &self.shared,
             };
             let attempted = match timeout {
                 None => guarded.await,
@@ -212,6 +215,7 @@ impl RunCx {
                     });
                     // Boxed: a retry is the cold path; an inline timer would enlarge every step.
                     Box::pin(tokio::time::sleep(delay)).await;
+                    self.shared.stale();
                 }
                 Decision::Fail if matches!(kind, FailureKind::Suspended { .. }) => {
                     return Err(ChainError::run_failed(self.shared.chain.name, kind));
@@ -250,6 +254,7 @@ impl RunCx {
         done: Done,
     ) -> Duration {
         let finished_at = self.now();
+        self.shared.keep_fresh(finished_at);
         let Done {
             outcome,
             finishes,
@@ -429,18 +434,21 @@ pin_project_lite::pin_project! {
     /// One attempt's future with panics caught, polled inside its span
     /// (entered only when someone collects spans). A struct rather than an
     /// `async fn` so the step's future is not moved once more per attempt.
-    struct Guarded<Fut> {
+    struct Guarded<'a, Fut> {
         #[pin]
         future: Fut,
         span: tracing::Span,
+        // Its clock reading goes stale: the step's own code runs now.
+        run: &'a RunShared,
     }
 }
 
-impl<T, Fut: Future<Output = StepResult<T>>> Future for Guarded<Fut> {
+impl<T, Fut: Future<Output = StepResult<T>>> Future for Guarded<'_, Fut> {
     type Output = Result<T, AttemptError>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        this.run.stale();
         let _entered = (!this.span.is_disabled()).then(|| this.span.enter());
         let future = this.future;
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {

@@ -98,6 +98,8 @@ impl<const N: usize> Future for JoinSteps<'_, N> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // Woken: time has passed since the run's last clock reading.
+        this.run.shared.stale();
         if let Some(deadline) = &mut this.deadline {
             if let Some(sleep) = &mut deadline.sleep
                 && sleep.as_mut().poll(cx).is_ready()
