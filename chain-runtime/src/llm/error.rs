@@ -170,6 +170,22 @@ pub enum LlmError {
         /// The limit.
         max_turns: u32,
     },
+    /// A cassette could not answer: no recorded reply matches the request
+    /// (the message names the step and shows the closest recorded request
+    /// as a diff), or the cassette could not be read or written.
+    #[error("{message}")]
+    Cassette {
+        /// What happened, with the diff on a miss.
+        message: String,
+    },
+    /// A failure recorded in a cassette, replayed.
+    #[error("recorded failure: {message}")]
+    Recorded {
+        /// The failure as it was recorded.
+        message: String,
+        /// Whether it was retryable when recorded.
+        retryable: bool,
+    },
     /// A model turn or a tool call could not be recorded in the checkpoint
     /// store; the step stops rather than make calls it could not account for.
     #[error("a tool call of step `{step}` could not be recorded: {message}")]
@@ -196,7 +212,9 @@ impl LlmError {
     /// Whether a retry may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LlmError::Scripted { retryable, .. } => *retryable,
+            LlmError::Scripted { retryable, .. } | LlmError::Recorded { retryable, .. } => {
+                *retryable
+            }
             LlmError::Parse { .. }
             | LlmError::Truncated { .. }
             | LlmError::RateLimited { .. }
@@ -214,7 +232,8 @@ impl LlmError {
             | LlmError::Config { .. }
             | LlmError::Auth { .. }
             | LlmError::BadRequest { .. }
-            | LlmError::ToolTurns { .. } => false,
+            | LlmError::ToolTurns { .. }
+            | LlmError::Cassette { .. } => false,
         }
     }
 

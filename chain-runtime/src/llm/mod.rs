@@ -5,6 +5,7 @@
 //! A step reaches a model through [`StepCx::llm`](crate::StepCx::llm), which
 //! meters each call into the run's report; this module holds no run state.
 
+mod cassette;
 mod error;
 mod json;
 mod partial;
@@ -20,6 +21,7 @@ use std::ops::Add;
 use serde::{Deserialize, Serialize};
 
 pub use crate::future::BoxFuture;
+pub use cassette::{Cassette, RECORD_ENV, RecordingModel, ReplayModel};
 pub use error::LlmError;
 pub use json::{extract_json, parse_reply};
 pub use partial::partial_json;
@@ -47,6 +49,20 @@ pub trait LanguageModel: Send + Sync + std::fmt::Debug + 'static {
         &'a self,
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<Completion, LlmError>>;
+}
+
+/// A shared model is a model (to wrap one, for example in a cassette).
+impl<M: LanguageModel + ?Sized> LanguageModel for std::sync::Arc<M> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, LlmError>> {
+        (**self).complete(request)
+    }
 }
 
 #[cfg(test)]

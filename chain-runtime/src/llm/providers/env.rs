@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{Anthropic, OpenAiCompatible};
-use crate::llm::LanguageModel;
+use crate::llm::{Cassette, LanguageModel};
 
 /// A model named in the environment could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,14 @@ pub enum ModelConfigError {
     /// `openai-compatible` needs a base URL.
     #[error("openai-compatible needs PROMPT_CHAIN_BASE_URL (for example http://localhost:8000/v1)")]
     MissingBaseUrl,
+    /// `PROMPT_CHAIN_RECORD` asks to record a cassette, and no model is named.
+    #[error(
+        "PROMPT_CHAIN_RECORD records the calls of a real model into PROMPT_CHAIN_CASSETTE: set PROMPT_CHAIN_MODEL too"
+    )]
+    RecordWithoutModel,
+    /// The cassette `PROMPT_CHAIN_CASSETTE` names could not be opened.
+    #[error(transparent)]
+    Cassette(crate::llm::LlmError),
 }
 
 fn process_var(name: &str) -> Option<String> {
@@ -39,6 +47,10 @@ fn process_var(name: &str) -> Option<String> {
 /// | `PROMPT_CHAIN_BASE_URL` | the endpoint (default per provider; required for `openai-compatible`) |
 /// | `PROMPT_CHAIN_API_KEY` | the key; else `OPENAI_API_KEY` / `ANTHROPIC_API_KEY` |
 /// | `PROMPT_CHAIN_STREAM` | `1` to stream replies |
+/// | `PROMPT_CHAIN_CASSETTE` | a cassette file: its calls are replayed offline, with no model needed |
+/// | `PROMPT_CHAIN_RECORD` | `1` (with a cassette and a model) to record the model's calls into the cassette |
+///
+/// See [`Cassette`](crate::llm::Cassette) for what a cassette holds.
 pub fn model_from_env() -> Result<Option<Arc<dyn LanguageModel>>, ModelConfigError> {
     model_from_vars(&process_var)
 }
@@ -49,6 +61,25 @@ pub fn model_from_vars(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Arc<dyn LanguageModel>>, ModelConfigError> {
     let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let recording = var(crate::llm::RECORD_ENV).is_some_and(|v| v != "0");
+    let model = named_model(&var)?;
+    let Some(cassette) = var("PROMPT_CHAIN_CASSETTE") else {
+        return Ok(model);
+    };
+    let model: Arc<dyn LanguageModel> = match (recording, model) {
+        (false, _) => Arc::new(Cassette::replay(&cassette).map_err(ModelConfigError::Cassette)?),
+        (true, None) => return Err(ModelConfigError::RecordWithoutModel),
+        (true, Some(model)) => {
+            Arc::new(Cassette::record(&cassette, model).map_err(ModelConfigError::Cassette)?)
+        }
+    };
+    Ok(Some(model))
+}
+
+/// The model `PROMPT_CHAIN_MODEL` names, if set.
+fn named_model(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Arc<dyn LanguageModel>>, ModelConfigError> {
     let Some(spec) = var("PROMPT_CHAIN_MODEL") else {
         return Ok(None);
     };
