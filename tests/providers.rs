@@ -405,6 +405,48 @@ fn models_are_chosen_from_the_environment() {
     assert!(model_from_vars(&env(&[("PROMPT_CHAIN_MODEL", "openai-compatible:m")])).is_err());
 }
 
+#[test]
+fn a_cassette_named_in_the_environment_replays_offline_or_records() {
+    let env = |pairs: Vec<(&'static str, String)>| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        }
+    };
+    let recorded = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/cassettes/feedback_analysis.jsonl"
+    );
+    // A cassette needs no model and no network: the recorded model answers.
+    let model = model_from_vars(&env(vec![("PROMPT_CHAIN_CASSETTE", recorded.to_owned())]))
+        .expect("ok")
+        .expect("a model");
+    assert_eq!(model.name(), "smol");
+    let missing = model_from_vars(&env(vec![(
+        "PROMPT_CHAIN_CASSETTE",
+        "/nonexistent/cassette.jsonl".to_owned(),
+    )]));
+    assert!(missing.is_err_and(|e| e.to_string().contains("record it first")));
+    let no_model = model_from_vars(&env(vec![
+        ("PROMPT_CHAIN_CASSETTE", "/tmp/unused.jsonl".to_owned()),
+        ("PROMPT_CHAIN_RECORD", "1".to_owned()),
+    ]));
+    assert!(no_model.is_err_and(|e| e.to_string().contains("set PROMPT_CHAIN_MODEL too")));
+    let path = std::env::temp_dir().join(format!("prompt-chain-env-{}.jsonl", std::process::id()));
+    let recorder = model_from_vars(&env(vec![
+        ("PROMPT_CHAIN_CASSETTE", path.display().to_string()),
+        ("PROMPT_CHAIN_RECORD", "1".to_owned()),
+        ("PROMPT_CHAIN_MODEL", "ollama:llama3.1".to_owned()),
+    ]))
+    .expect("ok")
+    .expect("a recorder");
+    assert_eq!(recorder.name(), "llama3.1");
+    assert!(path.exists(), "recording starts a fresh cassette");
+    let _ = std::fs::remove_file(path);
+}
+
 /// A chain on a real wire format: the scripted model is not special.
 #[step]
 async fn classify(cx: &StepCx, text: &str) -> StepResult<Ticket> {

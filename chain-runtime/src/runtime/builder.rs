@@ -221,10 +221,23 @@ impl RuntimeBuilder {
     ) -> Result<Self, crate::llm::ModelConfigError> {
         match crate::llm::model_from_env()? {
             Some(model) => {
-                eprintln!(
-                    "prompt-chain: using {} (from PROMPT_CHAIN_MODEL)",
-                    model.name()
-                );
+                let cassette = std::env::var("PROMPT_CHAIN_CASSETTE").unwrap_or_default();
+                let recording = std::env::var(crate::llm::RECORD_ENV)
+                    .is_ok_and(|v| !v.trim().is_empty() && v != "0");
+                match (cassette.trim().is_empty(), recording) {
+                    (true, _) => eprintln!(
+                        "prompt-chain: using {} (from PROMPT_CHAIN_MODEL)",
+                        model.name()
+                    ),
+                    (false, true) => eprintln!(
+                        "prompt-chain: using {} (from PROMPT_CHAIN_MODEL), recording its calls into {cassette}",
+                        model.name()
+                    ),
+                    (false, false) => eprintln!(
+                        "prompt-chain: replaying {}'s calls from {cassette} (offline)",
+                        model.name()
+                    ),
+                }
                 Ok(self.shared_model(model))
             }
             None => {

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use similar::TextDiff;
 
-use super::{Entry, RECORD_ENV, VERSION, describe_step, hash_of, io_error, request_json, shown};
+use super::{Entry, RECORD_ENV, VERSION, describe_step, hash_of, request_json, shown};
 use crate::llm::{BoxFuture, ChatRequest, Completion, LanguageModel, LlmError};
 
 /// Lines of diff shown on a miss; the rest is summed up.
@@ -32,12 +32,11 @@ pub struct ReplayModel {
 impl ReplayModel {
     pub(super) fn open(path: &Path, model: Option<&str>) -> Result<Self, LlmError> {
         let path = path.to_path_buf();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            io_error(
-                &format!("read (record it first with {RECORD_ENV}=1)"),
-                &path,
-                e,
-            )
+        let text = std::fs::read_to_string(&path).map_err(|e| LlmError::Cassette {
+            message: format!(
+                "could not read the cassette {}: {e}; record it first with {RECORD_ENV}=1 and a real model",
+                shown(&path)
+            ),
         })?;
         let mut entries = Vec::new();
         let mut lines = Vec::new();
