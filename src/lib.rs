@@ -60,6 +60,8 @@
 //! - [`policy`]: retry policies, run budgets, runtime-wide validation hooks.
 //! - [`definition`]: a chain's declaration as data, and its Mermaid/DOT graph.
 //! - [`human`]: human steps' questions, answers and the runs waiting for them.
+//! - [`testing`]: stubs replacing one step for one test (each chain's
+//!   `stub` module makes them); cassettes of recorded model calls are in [`llm`].
 //! - [`tools`]: tools a model calls from a step (`#[tool]`, the [`tools::Tool`] trait).
 //!
 //! ## Features
@@ -77,7 +79,7 @@ pub use prompt_chain_runtime::schemars;
 pub use prompt_chain_runtime::{
     BoxError, ChainError, FailureKind, InvalidRunId, ItemError, Llm, Loop, LoopStop, Outcome,
     RunId, Runtime, RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, events, human,
-    llm, policy, report, store, tools,
+    llm, policy, report, store, testing, tools,
 };
 
 #[doc(hidden)]

@@ -27,6 +27,7 @@ mod retry;
 mod runtime;
 mod step;
 pub mod store;
+pub mod testing;
 pub mod tools;
 mod validate;
 

@@ -99,7 +99,11 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
     };
     let lint = unused_keys_lint(chain, graph);
     let human_fns = match graph {
-        Some(_) => human_interface(chain, &name_str),
+        Some(_) => {
+            let stubs = super::stubs::stub_module(chain, &name_str);
+            let human = human_interface(chain, &name_str);
+            quote!(#stubs #human)
+        }
         None => TokenStream::new(),
     };
     let mod_doc = module_doc(chain);

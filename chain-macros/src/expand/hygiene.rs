@@ -17,8 +17,9 @@ const GENERATED_NAMES: [&str; 6] = ["Input", "Output", "Return", "Step", "Args",
 
 /// Functions the generated modules define; a step function with one of these
 /// names is called through `super::` so the module's own item does not shadow it.
-const GENERATED_FNS: [&str; 16] = [
+const GENERATED_FNS: [&str; 17] = [
     "run",
+    "stub",
     "sweep",
     "answer",
     "reply",
@@ -103,6 +104,13 @@ pub(super) fn child_pat(pat: &Pat) -> Pat {
 pub(super) fn child_path(path: &Path) -> Path {
     let mut path = path.clone();
     ChildPaths { callee: true }.visit_path_mut(&mut path);
+    path
+}
+
+/// A step's path as a type path from the child module (its `Step` type).
+pub(super) fn step_path(path: &Path) -> Path {
+    let mut path = path.clone();
+    ChildPaths { callee: false }.visit_path_mut(&mut path);
     path
 }
 

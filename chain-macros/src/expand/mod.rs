@@ -15,6 +15,7 @@ mod docs;
 mod fallback;
 mod hygiene;
 mod step;
+mod stubs;
 mod tool;
 
 use proc_macro2::{Span, TokenStream};

@@ -185,6 +185,9 @@ impl<'a> Llm<'a> {
         if !waited.is_zero() {
             self.cx.add_limit_wait(waited);
         }
+        self.cx
+            .run
+            .record(self.cx.index, |record| record.model_calls += 1);
         // Attributes follow the OpenTelemetry GenAI semantic conventions.
         let span = tracing::info_span!(
             "gen_ai.chat",

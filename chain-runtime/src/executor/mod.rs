@@ -23,6 +23,7 @@ mod route;
 mod run;
 mod slot;
 mod step;
+mod stub;
 mod suspend;
 
 pub(crate) use durability::load_input;

@@ -74,6 +74,11 @@ impl RunCx {
         // Executing until it returns (for suspension: see `join_steps`).
         let _active = self.shared.activity.begin();
         let def = self.step_def(index)?;
+        if let Some(answer) = self.stub_for::<T>(index)? {
+            let call = move |cx: StepCx| std::future::ready(answer(&cx));
+            let full = self.step_full(def, index, inputs, call, validate, fallback);
+            return Box::pin(full).await;
+        }
         // Checkpoints, caches, fallbacks and deadlines take the full path,
         // boxed: their state would otherwise enlarge every step of every run.
         let light = self.store().is_none()

@@ -3,6 +3,7 @@
 
 mod attempt_log;
 mod items;
+mod query;
 mod text;
 mod timeline;
 
@@ -239,6 +240,12 @@ pub struct StepRecord {
     pub tool_calls: Vec<ToolCallRecord>,
     /// The fallback that produced the output, if one did: `default` or `model:<name>`.
     pub fallback: Option<String>,
+    /// Model calls the step made (over all attempts; re-asks and tool-loop
+    /// turns count; a sub-chain's calls are in its own report).
+    pub model_calls: u32,
+    /// Whether a test's stub answered instead of the step's function
+    /// ([`testing`](crate::testing)).
+    pub stubbed: bool,
     /// Every attempt, in order.
     pub attempt_log: AttemptLog,
     /// For a loop step, one record per iteration (empty for other steps).
@@ -271,6 +278,8 @@ impl StepRecord {
             model_reasks: 0,
             tool_calls: Vec::new(),
             fallback: None,
+            model_calls: 0,
+            stubbed: false,
             attempt_log: AttemptLog::default(),
             iterations: Vec::new(),
             items: Vec::new(),
@@ -375,21 +384,6 @@ impl ExecutionReport {
             steps,
             routes,
         }
-    }
-
-    /// The record of the step with this name or key.
-    pub fn step(&self, name_or_key: &str) -> Option<&StepRecord> {
-        self.steps
-            .iter()
-            .find(|step| step.name == name_or_key || step.key == name_or_key)
-    }
-
-    /// The pattern of the arm the route on `key` took, if it ran.
-    pub fn route_taken(&self, key: &str) -> Option<&'static str> {
-        self.routes
-            .iter()
-            .find(|r| r.key == key)
-            .and_then(|r| r.arm)
     }
 
     /// Pairs of steps that ran at the same time, by name.

@@ -57,6 +57,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Replaces one step of one chain with a stub, for a test: made by the
+    /// chain's `stub` module (`my_chain::stub::classify(Category::Billing)`);
+    /// the other steps run as written. A later stub for the same step wins.
+    /// See [`testing`](crate::testing).
+    #[must_use]
+    pub fn stub(mut self, stub: crate::testing::Stub) -> Self {
+        self.parts
+            .stubs
+            .retain(|old| (old.chain, old.key) != (stub.chain, stub.key));
+        self.parts.stubs.push(stub);
+        self
+    }
+
     /// A hook that sees every step's output, in every chain.
     #[must_use]
     pub fn validator(mut self, hook: impl Validate) -> Self {

@@ -30,6 +30,8 @@ struct RuntimeInner {
     limits: Limits,
     durability: Durability,
     observation: Observation,
+    /// Steps replaced for tests, by (chain, key).
+    stubs: Vec<crate::testing::Stub>,
 }
 
 impl Runtime {
@@ -95,6 +97,18 @@ impl Runtime {
     /// The checkpoint store, if runs are durable.
     pub(crate) fn durability(&self) -> &Durability {
         &self.inner.durability
+    }
+
+    /// The stub replacing step `key` of chain `chain`, if a test gave one.
+    #[inline]
+    pub(crate) fn stub(&self, chain: &str, key: &str) -> Option<&crate::testing::Stub> {
+        if self.inner.stubs.is_empty() {
+            return None;
+        }
+        self.inner
+            .stubs
+            .iter()
+            .find(|stub| stub.chain == chain && stub.key == key)
     }
 
     /// Observers, prices, output sizes and the report history.
