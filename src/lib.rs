@@ -78,8 +78,8 @@ pub use prompt_chain_macros::{chain, prompt, step, tool};
 pub use prompt_chain_runtime::schemars;
 pub use prompt_chain_runtime::{
     BoxError, ChainError, FailureKind, InvalidRunId, ItemError, Llm, Loop, LoopStop, Outcome,
-    RunId, Runtime, RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, events, human,
-    llm, policy, report, store, testing, tools,
+    RunId, Runtime, RuntimeBuilder, Step, StepCx, StepError, StepResult, definition, eval, events,
+    human, llm, policy, report, store, testing, tools,
 };
 
 #[doc(hidden)]

@@ -14,6 +14,7 @@
 mod context;
 pub mod definition;
 mod error;
+pub mod eval;
 pub mod events;
 mod executor;
 mod future;

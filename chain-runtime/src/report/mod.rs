@@ -9,6 +9,7 @@ mod timeline;
 
 pub use attempt_log::AttemptLog;
 pub use items::{ItemRecord, ItemSummary};
+pub(crate) use timeline::escape;
 pub use timeline::html_timeline;
 
 use std::time::Duration;

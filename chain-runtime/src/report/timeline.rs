@@ -13,7 +13,7 @@ const CHART_WIDTH: f64 = 760.0;
 const ROW: f64 = 26.0;
 const TOP: f64 = 34.0;
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
