@@ -11,6 +11,9 @@
 //!
 //! Recording rewrites `tests/cassettes/<example>.jsonl` (the calls) and
 //! `<example>.snapshot.json` (what the run gave); a replay compares with them.
+//! The router evaluation's cassette (`examples/support_router/eval.cassette.jsonl`)
+//! is recorded by `cargo run --example router_eval` (see its header); with
+//! `PROMPT_CHAIN_RECORD=1` this test then snapshots a replay of it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -131,6 +134,52 @@ async fn parallel_analysis_replays_a_real_model_run_streamed() {
             "result": result,
             "report": report_essentials(&outcome.report),
             "streamed": streamed,
+        }),
+    );
+}
+
+#[allow(dead_code, unused_imports, private_interfaces)]
+#[path = "../examples/support_router/eval.rs"]
+mod router_eval_example;
+
+/// `cargo run --example router_eval` offline: the 60 labelled tickets
+/// answered from the cassette recorded against llama-server, graded as
+/// when it was recorded.
+#[tokio::test]
+async fn router_eval_replays_its_cassette_with_the_recorded_grades() {
+    let cassette = router_eval_example::router::example_dir().join("eval.cassette.jsonl");
+    if recording() {
+        // `cargo run --example router_eval` records this cassette; the
+        // snapshot below is taken from a replay of it.
+        assert!(
+            cassette.exists(),
+            "record the cassette with the example first"
+        );
+    }
+    let replay = std::sync::Arc::new(Cassette::replay(&cassette).expect("the cassette"));
+    let report = router_eval_example::evaluate_with(replay, false)
+        .await
+        .expect("the evaluation runs");
+    assert_eq!(report.cases_run, 60);
+    assert!(report.cost_usd.is_some_and(|cost| cost > 0.0));
+    let metrics: Vec<Value> = report
+        .metrics
+        .iter()
+        .map(|m| json!({ "key": m.key, "passed": m.passed, "graded": m.graded }))
+        .collect();
+    let steps: Vec<Value> = report
+        .steps
+        .iter()
+        .map(|s| json!({ "step": s.step, "runs": s.runs, "succeeded": s.succeeded, "tokens": s.tokens }))
+        .collect();
+    check(
+        "router_eval",
+        json!({
+            "passed": report.passed,
+            "completed": report.completed,
+            "tokens": report.tokens,
+            "metrics": metrics,
+            "steps": steps,
         }),
     );
 }

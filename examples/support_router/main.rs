@@ -434,7 +434,7 @@ pub(crate) async fn support_router(ticket: Ticket) -> Reply {
 }
 
 /// The directory this example's files live in.
-fn example_dir() -> PathBuf {
+pub(crate) fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/support_router")
 }
 
@@ -450,7 +450,7 @@ pub(crate) fn runtime(data_dir: &Path) -> Result<Runtime, Box<dyn Error>> {
 
 /// `builder` (which holds the model and the run store) plus the knowledge
 /// base and the escalation store.
-fn runtime_with(
+pub(crate) fn runtime_with(
     data_dir: &Path,
     builder: prompt_chain::RuntimeBuilder,
 ) -> Result<Runtime, Box<dyn Error>> {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::report::{EvalReport, dollars, shown};
 
 /// One case whose grades changed between two runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CaseChange {
     /// The case.
     pub id: String,
@@ -22,7 +22,7 @@ pub struct CaseChange {
 }
 
 /// One key of one case, before and after.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct KeyChange {
     /// The key.
     pub key: String,
@@ -37,7 +37,7 @@ pub struct KeyChange {
 }
 
 /// `after` against `before`. Made by [`EvalReport::compare`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Comparison {
     /// The earlier run's name.
     pub before: String,

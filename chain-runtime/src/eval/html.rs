@@ -108,7 +108,7 @@ fn case_row(out: &mut String, case: &CaseResult) {
         let _ = write!(out, "<br><code class=\"bad\">{}</code>", escape(error));
     }
     out.push_str("</td><td>");
-    for score in &case.scores {
+    for score in case.scores.iter().filter(|s| s.graded) {
         let grade = score
             .score
             .as_ref()

@@ -21,8 +21,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Expected values are keyed by the chain's keys (its `Output`'s fields):
-//! a metric on a key grades that step; a case passes end to end when its run
+//! Expected values are keyed by the chain's keys (its `Output`'s fields),
+//! or by a dotted path into one (`details.issue`): a metric on a key grades
+//! that step; a case passes end to end when its run
 //! completed and every metric passed. A failed run is still graded on the
 //! keys it finished.
 
@@ -307,24 +308,47 @@ impl Eval {
         };
         let mut scores = Vec::new();
         for (key, scorer) in &self.metrics {
+            let (expected, actual) = (lookup(&case.expected, key), lookup(&actual, key));
+            if expected.is_none() && scorer.needs_expected() {
+                scores.push(KeyScore::not_graded(key, scorer.as_ref(), actual));
+                continue;
+            }
             let input = ScoreInput {
                 case: &case.id,
                 key,
                 input: &input,
-                expected: case.expected.get(key),
-                actual: actual.get(key),
+                expected,
+                actual,
             };
             let graded = scorer.score(input).await;
             scores.push(KeyScore::new(
                 key,
                 scorer.as_ref(),
                 graded,
-                &case.expected,
-                &actual,
+                expected,
+                actual,
             ));
         }
         CaseResult::new(&case.id, &outcome.report, error, took, scores)
     }
+}
+
+/// The value under `key`: a key of the map, or a dotted path into it
+/// (`details.issue`: the field `issue` of the key `details`).
+fn lookup<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if let Some(value) = map.get(key) {
+        return Some(value);
+    }
+    let mut parts = key.split('.');
+    let mut value = map.get(parts.next()?)?;
+    for part in parts {
+        value = match value {
+            Value::Object(fields) => fields.get(part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(value).filter(|value| !value.is_null())
 }
 
 /// What the cases run so far cost.

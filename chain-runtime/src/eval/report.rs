@@ -6,14 +6,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::scorer::{Score, ScoreCost, Scorer};
 use crate::report::{ExecutionReport, RunStatus, StepStatus};
 
 /// One metric's grade of one case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyScore {
     /// The key graded.
     pub key: String,
@@ -21,8 +21,12 @@ pub struct KeyScore {
     pub scorer: String,
     /// The grade (`None` if grading failed: see `error`).
     pub score: Option<Score>,
-    /// Whether the grade reached the scorer's threshold.
+    /// Whether the grade reached the scorer's threshold (true when not graded).
     pub passed: bool,
+    /// Whether the case was graded on this key (not when it gives no
+    /// expected value and the scorer needs one).
+    #[serde(default = "yes")]
+    pub graded: bool,
     /// Why grading failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -31,7 +35,7 @@ pub struct KeyScore {
     /// The value the run produced.
     pub actual: Option<Value>,
     #[serde(skip)]
-    cost: ScoreCost,
+    pub(super) cost: ScoreCost,
 }
 
 impl KeyScore {
@@ -39,8 +43,8 @@ impl KeyScore {
         key: &str,
         scorer: &dyn Scorer,
         graded: Result<(Score, ScoreCost), String>,
-        expected: &Map<String, Value>,
-        actual: &Map<String, Value>,
+        expected: Option<&Value>,
+        actual: Option<&Value>,
     ) -> Self {
         let (score, error, cost) = match graded {
             Ok((score, cost)) => (Some(score), None, cost),
@@ -49,20 +53,42 @@ impl KeyScore {
         Self {
             key: key.to_owned(),
             scorer: scorer.name().to_owned(),
+            graded: true,
             passed: score
                 .as_ref()
                 .is_some_and(|score| score.value >= scorer.threshold()),
             score,
             error,
-            expected: expected.get(key).cloned(),
-            actual: actual.get(key).cloned(),
+            expected: expected.cloned(),
+            actual: actual.cloned(),
             cost,
         }
     }
 }
 
+impl KeyScore {
+    /// A key the case is not graded on.
+    pub(super) fn not_graded(key: &str, scorer: &dyn Scorer, actual: Option<&Value>) -> Self {
+        Self {
+            key: key.to_owned(),
+            scorer: scorer.name().to_owned(),
+            score: None,
+            passed: true,
+            graded: false,
+            error: None,
+            expected: None,
+            actual: actual.cloned(),
+            cost: ScoreCost::default(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// How one case went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
     /// The case's id.
     pub id: String,
@@ -140,7 +166,7 @@ impl CaseResult {
 }
 
 /// One metric over every case run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricSummary {
     /// The key graded.
     pub key: String,
@@ -157,7 +183,7 @@ pub struct MetricSummary {
 }
 
 /// One step over every case run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepSummary {
     /// The step.
     pub step: String,
@@ -177,7 +203,7 @@ pub struct StepSummary {
 
 /// What an evaluation found. [`EvalReport::table`] for a terminal,
 /// [`EvalReport::to_json`] for CI, [`EvalReport::html`] for a person.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     /// The evaluation's name.
     pub name: String,
@@ -229,7 +255,11 @@ impl EvalReport {
             .iter()
             .enumerate()
             .map(|(m, (key, scorer))| {
-                let scores: Vec<&KeyScore> = run.iter().filter_map(|c| c.scores.get(m)).collect();
+                let scores: Vec<&KeyScore> = run
+                    .iter()
+                    .filter_map(|c| c.scores.get(m))
+                    .filter(|s| s.graded)
+                    .collect();
                 let passed = scores.iter().filter(|s| s.passed).count();
                 let mean = scores
                     .iter()
@@ -292,6 +322,12 @@ impl EvalReport {
     /// The report as pretty JSON (for CI to keep and compare).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// A report [`EvalReport::to_json`] wrote, read back (to compare a new
+    /// run with it).
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
     }
 
     /// The report for a terminal: totals, metrics, steps, failed cases.

@@ -86,6 +86,12 @@ pub trait Scorer: Send + Sync + 'static {
     fn threshold(&self) -> f64 {
         1.0
     }
+
+    /// Whether the scorer grades against an expected value (default yes):
+    /// a case that gives none for the key is then not graded on it.
+    fn needs_expected(&self) -> bool {
+        true
+    }
 }
 
 /// Right when the value equals the expected one as JSON. With
@@ -283,5 +289,10 @@ impl Scorer for Judge {
 
     fn threshold(&self) -> f64 {
         self.threshold
+    }
+
+    /// A rubric grades a value with or without an expected one.
+    fn needs_expected(&self) -> bool {
+        false
     }
 }

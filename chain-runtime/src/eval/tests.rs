@@ -140,6 +140,9 @@ async fn two_runs_compare_case_by_case() {
         .progress(false)
         .run(&Runtime::default(), &after_cases, |_, n| fake_chain(n))
         .await;
+    // The earlier run, as CI kept it.
+    let before = super::EvalReport::from_json(&before.to_json()).expect("read back");
+    assert!(after.compare(&after).regressions.is_empty());
     let comparison = after.compare(&before);
     assert!(comparison.no_regressions());
     assert_eq!(comparison.fixes.len(), 1);
@@ -229,6 +232,42 @@ async fn a_judge_grades_with_a_model_and_its_reason_is_kept() {
     let c1 = report.case("c1").expect("c1");
     assert!(!c1.passed);
     assert!(report.judge_tokens > 0);
+}
+
+#[tokio::test]
+async fn a_case_without_an_expected_value_is_not_graded_on_that_key() {
+    let mut cases = cases();
+    for case in &mut cases[..2] {
+        case.expected.remove("parity");
+    }
+    let report = Eval::new("partial")
+        .metric("parity", ExactMatch::ignoring_case())
+        .progress(false)
+        .run(&Runtime::default(), &cases, |_, n| fake_chain(n))
+        .await;
+    let parity = report.metric("parity").expect("a metric");
+    // c1 and c2 have no label: c3 (no value), c4 (wrong) and c5 are graded.
+    assert_eq!((parity.passed, parity.graded), (1, 3));
+    assert!(
+        report
+            .case("c1")
+            .is_some_and(|c| c.passed && !c.scores[0].graded)
+    );
+}
+
+#[test]
+fn a_dotted_key_reads_a_field_of_a_key() {
+    let map: serde_json::Map<String, Value> =
+        serde_json::from_value(json!({"details": {"issue": "refund", "lines": [1, 2]}, "a.b": 7}))
+            .expect("a map");
+    assert_eq!(super::lookup(&map, "details.issue"), Some(&json!("refund")));
+    assert_eq!(super::lookup(&map, "details.lines.1"), Some(&json!(2)));
+    assert_eq!(
+        super::lookup(&map, "a.b"),
+        Some(&json!(7)),
+        "a literal key wins"
+    );
+    assert_eq!(super::lookup(&map, "details.missing"), None);
 }
 
 #[test]
