@@ -18,8 +18,8 @@ tr.skip td:first-child{border-left:4px solid #9e9e9e}code{font-size:12px;white-s
 impl EvalReport {
     /// The report as a self-contained HTML page (no scripts or styles from
     /// elsewhere): totals, each metric and step, and each case with its
-    /// expected and actual values, failures first; a checkbox hides the
-    /// cases that passed.
+    /// expected and actual values, failures first; a checkbox (or
+    /// `#only-failed` in the address) hides the cases that passed.
     pub fn html(&self) -> String {
         let mut out = String::new();
         let _ = write!(
@@ -87,7 +87,8 @@ impl EvalReport {
         for case in cases {
             case_row(&mut out, case);
         }
-        out.push_str("</table><script>document.getElementById('only-failed').addEventListener('change',function(e){document.querySelectorAll('#cases tr.pass').forEach(function(r){r.style.display=e.target.checked?'none':''})});</script></body></html>\n");
+        // `#only-failed` in the address opens the page filtered.
+        out.push_str("</table><script>(function(){var box=document.getElementById('only-failed');function apply(){document.querySelectorAll('#cases tr.pass').forEach(function(r){r.style.display=box.checked?'none':''})}box.addEventListener('change',apply);if(location.hash==='#only-failed'){box.checked=true;apply()}document.documentElement.setAttribute('data-ready','1')})();</script></body></html>\n");
         out
     }
 }
