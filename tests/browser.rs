@@ -104,7 +104,7 @@ async fn the_eval_report_runs_its_script_and_filters_in_a_browser() {
     let cases: Vec<Case<i64>> = (1..=4)
         .map(|n| {
             // Case 3's label is wrong: one failure, three passes.
-            let label = if n == 3 { "even" } else if n % 2 == 0 { "even" } else { "odd" };
+            let label = if n == 3 || n % 2 == 0 { "even" } else { "odd" };
             serde_json::from_value(json!({"id": format!("case-{n}"), "input": n, "expected": {"kind": label, "doubled": n * 2}}))
                 .expect("a case")
         })
