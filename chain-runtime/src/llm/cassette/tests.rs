@@ -200,3 +200,56 @@ async fn a_cassette_of_two_models_replays_each_by_name() {
     );
     assert!(Cassette::replay_named(&file, "medium").is_err());
 }
+
+#[tokio::test]
+async fn a_tool_conversation_replays_turn_by_turn() {
+    use crate::llm::{Message, ToolSpec};
+    let file = path("tools");
+    let model = ScriptedModel::new().on_step(
+        "agent",
+        ScriptedReply::sequence([
+            ScriptedReply::tool_calls([(
+                "lookup_account",
+                serde_json::json!({"customer": "Dana"}),
+            )]),
+            ScriptedReply::text("Dana is on the Pro plan."),
+        ]),
+    );
+    let recorder = Cassette::record(&file, model).expect("recording");
+    let mut first = asked("agent", "Which plan is Dana on?");
+    first.tools = vec![ToolSpec {
+        name: "lookup_account".into(),
+        description: "A customer's account".into(),
+        parameters: serde_json::json!({"type": "object"}),
+    }];
+    let turn = recorder.complete(&first).await.expect("a tool call");
+    assert_eq!(turn.tool_calls.len(), 1);
+    let mut second = first.clone();
+    second
+        .messages
+        .push(Message::tool_calls("", turn.tool_calls.clone()));
+    second.messages.push(Message::tool_result(
+        turn.tool_calls[0].id.clone(),
+        r#"{"plan": "pro"}"#,
+    ));
+    let answer = recorder.complete(&second).await.expect("an answer");
+
+    let replay = Cassette::replay(&file).expect("a cassette");
+    assert_eq!(replay.complete(&first).await.expect("replayed"), turn);
+    assert_eq!(replay.complete(&second).await.expect("replayed"), answer);
+    // A different tool result is a different conversation: a miss.
+    let mut other = first.clone();
+    other
+        .messages
+        .push(Message::tool_calls("", turn.tool_calls.clone()));
+    other.messages.push(Message::tool_result(
+        turn.tool_calls[0].id.clone(),
+        r#"{"plan": "free"}"#,
+    ));
+    let miss = replay
+        .complete(&other)
+        .await
+        .expect_err("a miss")
+        .to_string();
+    assert!(miss.contains("plan"), "{miss}");
+}
