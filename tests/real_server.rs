@@ -151,6 +151,57 @@ fn every_example_completes_through_the_openai_endpoint_plain_and_streaming() {
     }
 }
 
+/// What a run of an example printed, without its timings (the run id, the
+/// time it took, the timeline's milliseconds).
+fn without_timings(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .take_while(|line| !line.starts_with("Run "))
+        .collect()
+}
+
+#[test]
+fn a_run_recorded_against_the_server_replays_offline_with_the_same_output() {
+    let Some(binaries) = binaries() else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = LlamaServer::start(&binaries, 4);
+    let cassette = std::env::temp_dir().join(format!(
+        "prompt-chain-real-cassette-{}.jsonl",
+        std::process::id()
+    ));
+    for stream in [false, true] {
+        let mut env = openai_env(&server, stream);
+        env.push(("PROMPT_CHAIN_CASSETTE", cassette.display().to_string()));
+        env.push(("PROMPT_CHAIN_RECORD", "1".to_owned()));
+        let live = example("feedback_analysis", &env, &[]);
+        assert!(
+            live.ok,
+            "the recorded run completes:\n{}\n{}",
+            live.stdout, live.stderr
+        );
+        // Offline: no model named, no server needed.
+        let offline = [("PROMPT_CHAIN_CASSETTE", cassette.display().to_string())];
+        let replayed = example("feedback_analysis", &offline, &[]);
+        assert!(
+            replayed.ok && replayed.stderr.contains("(offline)"),
+            "the replay completes offline:\n{}\n{}",
+            replayed.stdout,
+            replayed.stderr
+        );
+        assert_eq!(
+            without_timings(&replayed.stdout),
+            without_timings(&live.stdout),
+            "stream: {stream}"
+        );
+        assert!(
+            without_timings(&live.stdout)
+                .iter()
+                .any(|l| l.starts_with("Reply:"))
+        );
+    }
+    let _ = std::fs::remove_file(cassette);
+}
+
 #[test]
 fn every_example_ends_cleanly_through_the_anthropic_endpoint() {
     let Some(binaries) = binaries() else { return };
