@@ -13,14 +13,17 @@ use crate::runtime::Runtime;
 /// A stand-in for a chain: doubles `n` into `double`, and says whether it
 /// is even under `parity`; case 3 fails after computing `double`.
 async fn fake_chain(n: i64) -> Outcome<Value> {
+    // One step that used 10 tokens.
     let report = |status| {
+        let mut step = crate::report::StepRecord::new(0, "double", "double");
+        step.usage = crate::llm::Usage::new(6, 4);
         Arc::new(ExecutionReport::new(
             RunId::new(),
             None,
             "fake",
             status,
             std::time::Duration::from_millis(n as u64),
-            Vec::new(),
+            vec![step],
             Vec::new(),
         ))
     };
@@ -156,34 +159,36 @@ async fn two_runs_compare_case_by_case() {
 }
 
 #[tokio::test]
-async fn a_budget_stops_new_cases_and_concurrency_is_bounded() {
-    let running = Arc::new(AtomicUsize::new(0));
-    let most = Arc::new(AtomicUsize::new(0));
-    let (r, m) = (Arc::clone(&running), Arc::clone(&most));
-    let report = Eval::new("bounded")
+async fn a_budget_stops_new_cases_once_spent() {
+    // Each run uses 10 tokens: after two, 20 >= 15 and no new case starts.
+    let report = Eval::new("budget")
         .metric("double", ExactMatch::new())
-        .concurrency(2)
-        .max_tokens(0)
+        .concurrency(1)
+        .max_tokens(15)
         .progress(false)
-        .run(&Runtime::default(), &cases(), move |_, n| {
-            let (r, m) = (Arc::clone(&r), Arc::clone(&m));
-            async move {
-                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
-                m.fetch_max(now, Ordering::SeqCst);
-                tokio::task::yield_now().await;
-                r.fetch_sub(1, Ordering::SeqCst);
-                fake_chain(n).await
-            }
-        })
+        .run(&Runtime::default(), &cases(), |_, n| fake_chain(n))
         .await;
-    // A budget of 0 tokens is spent before the first case.
-    assert_eq!(report.cases_run, 0);
+    assert_eq!(
+        (report.cases_run, report.cases_total, report.tokens),
+        (2, 5, 20)
+    );
+    let stopped = report.stopped.as_deref().unwrap_or_default();
+    assert!(
+        stopped.contains("the budget of 15 tokens was spent (20)"),
+        "{stopped}"
+    );
     assert!(
         report
-            .stopped
-            .as_deref()
-            .is_some_and(|s| s.contains("0 tokens"))
+            .case("c3")
+            .is_some_and(|c| c.status.is_none() && !c.passed)
     );
+    assert!(report.table().contains("stopped early"));
+}
+
+#[tokio::test]
+async fn no_more_cases_run_at_once_than_the_concurrency() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
     let (r, m) = (Arc::clone(&running), Arc::clone(&most));
     let all = Eval::new("bounded")
         .concurrency(2)
