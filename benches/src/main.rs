@@ -4,6 +4,7 @@
 //! cargo run --release -p prompt-chain-bench                    # everything but compile time
 //! cargo run --release -p prompt-chain-bench -- overhead        # one section
 //! cargo run --release -p prompt-chain-bench -- scale 100000    # one scale point
+//! cargo run --release -p prompt-chain-bench -- durable 1000     # durable runs at scale
 //! cargo run --release -p prompt-chain-bench -- compile-time    # build time of generated chains
 //! ```
 //!
@@ -11,6 +12,7 @@
 //! See BENCHMARKS.md for the numbers and the machine they came from.
 
 mod compile_time;
+mod durable;
 mod suspended;
 
 use std::future::Future;
@@ -488,6 +490,14 @@ fn main() {
             });
         }
         Some("compile-time") => compile_time::run(),
+        Some("durable") => {
+            let points: Vec<usize> = args[1..].iter().filter_map(|a| a.parse().ok()).collect();
+            durable::run(if points.is_empty() {
+                &[100, 1_000, 10_000]
+            } else {
+                &points
+            });
+        }
         Some("suspended") => {
             let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
             suspended::run(n, rss_bytes);
@@ -541,7 +551,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "unknown section `{other}`: overhead, wall, scale [N...], observation, map, suspended [N], compile-time"
+                "unknown section `{other}`: overhead, wall, scale [N...], observation, map, durable [N...], suspended [N], compile-time"
             );
             std::process::exit(2);
         }

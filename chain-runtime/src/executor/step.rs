@@ -74,10 +74,14 @@ impl RunCx {
         // Executing until it returns (for suspension: see `join_steps`).
         let _active = self.shared.activity.begin();
         let def = self.step_def(index)?;
-        if let Some(answer) = self.stub_for::<T>(index)? {
+        // Tests only: a stub answers instead of the step (`testing`).
+        if self.shared.runtime.has_stubs()
+            && let Some(answer) = self.stub_for::<T>(index)?
+        {
             let call = move |cx: StepCx| std::future::ready(answer(&cx));
-            let full = self.step_full(def, index, inputs, call, validate, fallback);
-            return Box::pin(full).await;
+            return self
+                .boxed_full(def, index, inputs, call, validate, fallback)
+                .await;
         }
         // Checkpoints, caches, fallbacks and deadlines take the full path,
         // boxed: their state would otherwise enlarge every step of every run.
@@ -106,6 +110,29 @@ impl RunCx {
                 Err(error)
             }
         }
+    }
+
+    /// [`RunCx::step_full`], boxed and kept out of line (the stubbed path:
+    /// its state would otherwise enlarge every step's future).
+    #[cold]
+    #[inline(never)]
+    fn boxed_full<'a, T, F, Fut, V, D>(
+        &'a self,
+        def: &'static StepDef,
+        index: usize,
+        inputs: Option<u64>,
+        call: F,
+        validate: V,
+        fallback: Option<D>,
+    ) -> std::pin::Pin<Box<impl Future<Output = Result<T, ChainError>> + 'a>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        D: FnOnce() -> T + 'a,
+        F: FnMut(StepCx) -> Fut + 'a,
+        Fut: Future<Output = StepResult<T>> + 'a,
+        V: Fn(&T) -> Result<(), String> + 'a,
+    {
+        Box::pin(self.step_full(def, index, inputs, call, validate, fallback))
     }
 
     /// [`RunCx::step`] with restore, cache, save, deadline and fallbacks.

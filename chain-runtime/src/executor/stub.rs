@@ -14,6 +14,7 @@ impl RunCx {
     /// so. A stub made for another type is an internal error (the chain's
     /// generated `stub` module checks the type, so only a stub made by
     /// hand can be wrong).
+    #[cold]
     pub(super) fn stub_for<T: 'static>(
         &self,
         index: usize,

@@ -99,6 +99,12 @@ impl Runtime {
         &self.inner.durability
     }
 
+    /// Whether a test gave this runtime stubs.
+    #[inline]
+    pub(crate) fn has_stubs(&self) -> bool {
+        !self.inner.stubs.is_empty()
+    }
+
     /// The stub replacing step `key` of chain `chain`, if a test gave one.
     #[inline]
     pub(crate) fn stub(&self, chain: &str, key: &str) -> Option<&crate::testing::Stub> {

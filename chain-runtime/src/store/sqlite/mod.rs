@@ -1,5 +1,6 @@
 //! The embedded default checkpoint store: one SQLite file.
 
+mod batch;
 mod questions;
 mod schema;
 
@@ -14,7 +15,7 @@ use super::{
     BoxFuture, CheckpointStore, Claim, Lease, NewRun, RunQuery, RunSummary, Saved, SavedRun,
     StoreError, StoredStatus,
 };
-use crate::ids::{RunId, unix_ms};
+use crate::ids::RunId;
 use schema::checksum;
 
 /// Checkpoints in a SQLite database file (WAL journal, `synchronous=FULL`:
@@ -22,11 +23,15 @@ use schema::checksum;
 /// power). Every record carries a checksum, checked on load; each run counts
 /// its records, so a record that went missing is an error, never a re-run.
 ///
-/// Calls run on tokio's blocking pool, one at a time per store. Files written
-/// by earlier versions are upgraded when opened.
+/// Calls run on tokio's blocking pool, one at a time per store. Step outputs
+/// saved at the same moment (by many runs, by a map's elements) share one
+/// transaction and one fsync: each save returns once its transaction is
+/// committed. Files written by earlier versions are upgraded when opened.
 #[derive(Clone)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    /// Step outputs waiting for the next group commit.
+    batcher: Arc<batch::Batcher>,
     path: PathBuf,
     lock_timeout: Duration,
 }
@@ -78,6 +83,7 @@ impl SqliteStore {
             .map_err(io)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            batcher: Arc::default(),
             path,
             lock_timeout: Duration::from_secs(5),
         })
@@ -96,6 +102,34 @@ impl SqliteStore {
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self
+    }
+
+    /// Queues `write` for the next group commit (`batch.rs`) and returns once
+    /// its transaction is committed; while the file is locked elsewhere,
+    /// tries again until the lock timeout.
+    async fn write(&self, write: batch::Write) -> Result<Saved, StoreError> {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let pending = batch::Pending {
+                write: write.clone(),
+                reply,
+            };
+            self.batcher.submit(&self.connection, pending);
+            let result = answer.await.unwrap_or_else(|_| {
+                Err(StoreError::Io(
+                    "the checkpoint store's writer stopped".to_owned(),
+                ))
+            });
+            match result {
+                Err(StoreError::Busy(_)) if started.elapsed() < self.lock_timeout => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Runs `work` with the connection on the blocking pool; while the file
@@ -134,24 +168,19 @@ impl SqliteStore {
 impl CheckpointStore for SqliteStore {
     fn start_run<'a>(&'a self, run: NewRun<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
         let id = run.run_id.to_string();
-        let parent = run.parent.map(|parent| parent.to_string());
-        let chain = run.chain.to_owned();
-        let fingerprint = run.fingerprint as i64;
         let input = run.input.to_vec();
-        let input_checksum = checksum(&id, "<input>", 0, &input);
-        let started = run.started_unix_ms as i64;
-        let owner = run.lease.map(|lease| lease.owner.to_owned());
-        let lease_until = run.lease.map_or(0, |lease| lease.until_unix_ms as i64);
-        self.with(move |connection| {
-            connection
-                .execute(
-                    "INSERT OR IGNORE INTO runs (run_id, parent_id, chain, fingerprint, input, input_checksum, status, started_ms, updated_ms, owner, lease_until)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?7, ?8, ?9)",
-                    params![id, parent, chain, fingerprint, input, input_checksum, started, owner, lease_until],
-                )
-                .map_err(io)?;
-            Ok(())
-        })
+        let write = batch::Write::Start {
+            input_checksum: checksum(&id, "<input>", 0, &input),
+            id,
+            parent: run.parent.map(|parent| parent.to_string()),
+            chain: run.chain.to_owned(),
+            fingerprint: run.fingerprint as i64,
+            input,
+            started: run.started_unix_ms as i64,
+            owner: run.lease.map(|lease| lease.owner.to_owned()),
+            lease_until: run.lease.map_or(0, |lease| lease.until_unix_ms as i64),
+        };
+        Box::pin(async move { self.write(write).await.map(|_| ()) })
     }
 
     fn claim_run<'a>(
@@ -332,48 +361,13 @@ impl CheckpointStore for SqliteStore {
         iteration: u32,
         output: &'a [u8],
     ) -> BoxFuture<'a, Result<Saved, StoreError>> {
-        let id = run_id.to_string();
-        let key = key.to_owned();
-        let iteration = i64::from(iteration);
-        let output = output.to_vec();
-        self.with(move |connection| {
-            let sum = checksum(&id, &key, iteration, &output);
-            let transaction = connection.transaction().map_err(io)?;
-            // The first output recorded for a unit wins.
-            let inserted = transaction
-                .execute(
-                    "INSERT OR IGNORE INTO steps (run_id, key, iteration, output, checksum)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![id, key, iteration, output, sum],
-                )
-                .map_err(io)?;
-            if inserted == 0 {
-                let (existing, existing_sum): (Vec<u8>, i64) = transaction
-                    .query_row(
-                        "SELECT output, checksum FROM steps WHERE run_id = ?1 AND key = ?2 AND iteration = ?3",
-                        params![id, key, iteration],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .map_err(io)?;
-                if checksum(&id, &key, iteration, &existing) != existing_sum {
-                    return Err(StoreError::Corrupt(format!(
-                        "the output of step `{key}` (iteration {iteration}) of run {id}"
-                    )));
-                }
-                return Ok(Saved::Existing(existing));
-            }
-            let counted = transaction
-                .execute(
-                    "UPDATE runs SET units = units + 1, updated_ms = ?2 WHERE run_id = ?1",
-                    params![id, unix_ms() as i64],
-                )
-                .map_err(io)?;
-            if counted == 0 {
-                return Err(StoreError::NotFound { run_id });
-            }
-            transaction.commit().map_err(io)?;
-            Ok(Saved::Recorded)
-        })
+        let write = batch::Write::Save {
+            run_id,
+            key: key.to_owned(),
+            iteration: i64::from(iteration),
+            output: output.to_vec(),
+        };
+        Box::pin(self.write(write))
     }
 
     fn finish_run(
@@ -381,16 +375,11 @@ impl CheckpointStore for SqliteStore {
         run_id: RunId,
         status: StoredStatus,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        let id = run_id.to_string();
-        self.with(move |connection| {
-            connection
-                .execute(
-                    "UPDATE runs SET status = ?2, owner = NULL, lease_until = 0, updated_ms = ?3 WHERE run_id = ?1",
-                    params![id, status.as_str(), unix_ms() as i64],
-                )
-                .map_err(io)?;
-            Ok(())
-        })
+        let write = batch::Write::Finish {
+            id: run_id.to_string(),
+            status: status.as_str(),
+        };
+        Box::pin(async move { self.write(write).await.map(|_| ()) })
     }
 
     fn cache_get<'a>(
