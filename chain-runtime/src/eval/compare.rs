@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::report::{EvalReport, dollars, shown};
+use super::report::EvalReport;
+use super::table::{dollars, shown};
 
 /// One case whose grades changed between two runs.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::{CaseResult, EvalReport, dollars, shown};
+use super::report::{CaseResult, EvalReport};
+use super::table::{dollars, shown};
 use crate::report::escape;
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2330}\

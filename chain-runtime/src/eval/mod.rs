@@ -32,6 +32,7 @@ mod html;
 mod progress;
 mod report;
 mod scorer;
+mod table;
 
 use std::future::Future;
 use std::path::Path;
