@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use prompt_chain::Runtime;
 use prompt_chain::events::{Event, EventKind};
-use prompt_chain::llm::{Cassette, LanguageModel, RECORD_ENV, model_from_env};
+use prompt_chain::llm::{Cassette, LanguageModel, model_from_env, recording_requested};
 use prompt_chain::report::ExecutionReport;
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ fn cassettes() -> PathBuf {
 }
 
 fn recording() -> bool {
-    std::env::var(RECORD_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+    recording_requested()
 }
 
 /// The model for `name`: the real one wrapped in a recorder, or the replay.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use prompt_chain::Runtime;
 use prompt_chain::eval::{Eval, EvalReport, ExactMatch, Score, load_cases, scorer_fn};
-use prompt_chain::llm::{Cassette, LanguageModel, PriceTable, RECORD_ENV, model_from_env};
+use prompt_chain::llm::{Cassette, LanguageModel, PriceTable, model_from_env, recording_requested};
 use prompt_chain::store::MemoryStore;
 use serde_json::Value;
 
@@ -62,7 +62,7 @@ fn options() -> Result<Options, String> {
 /// The model: the cassette's replies, a live model, or a live model recorded.
 fn model() -> Result<Arc<dyn LanguageModel>, Box<dyn Error>> {
     let cassette = router::example_dir().join("eval.cassette.jsonl");
-    let recording = std::env::var(RECORD_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
+    let recording = recording_requested();
     Ok(match model_from_env()? {
         Some(live) if recording => {
             eprintln!(

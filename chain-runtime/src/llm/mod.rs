@@ -21,7 +21,7 @@ use std::ops::Add;
 use serde::{Deserialize, Serialize};
 
 pub use crate::future::BoxFuture;
-pub use cassette::{Cassette, RECORD_ENV, RecordingModel, ReplayModel};
+pub use cassette::{Cassette, RECORD_ENV, RecordingModel, ReplayModel, recording_requested};
 pub use error::LlmError;
 pub use json::{extract_json, parse_reply};
 pub use partial::partial_json;

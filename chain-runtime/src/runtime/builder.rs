@@ -235,8 +235,7 @@ impl RuntimeBuilder {
         match crate::llm::model_from_env()? {
             Some(model) => {
                 let cassette = std::env::var("PROMPT_CHAIN_CASSETTE").unwrap_or_default();
-                let recording = std::env::var(crate::llm::RECORD_ENV)
-                    .is_ok_and(|v| !v.trim().is_empty() && v != "0");
+                let recording = crate::llm::recording_requested();
                 match (cassette.trim().is_empty(), recording) {
                     (true, _) => eprintln!(
                         "prompt-chain: using {} (from PROMPT_CHAIN_MODEL)",

@@ -47,6 +47,17 @@ const VERSION: u32 = 1;
 /// The environment variable that makes [`Cassette::from_env`] record.
 pub const RECORD_ENV: &str = "PROMPT_CHAIN_RECORD";
 
+/// Whether `PROMPT_CHAIN_RECORD` asks to record (set, not empty, not `0`).
+pub fn recording_requested() -> bool {
+    std::env::var(RECORD_ENV).is_ok_and(|value| records(&value))
+}
+
+/// Whether a value of `PROMPT_CHAIN_RECORD` asks to record.
+pub(crate) fn records(value: &str) -> bool {
+    let value = value.trim();
+    !value.is_empty() && value != "0"
+}
+
 /// One recorded model call: a line of a cassette.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Entry {
@@ -153,9 +164,7 @@ impl Cassette {
         path: impl AsRef<Path>,
         real: impl FnOnce() -> M,
     ) -> Result<Arc<dyn LanguageModel>, LlmError> {
-        let recording =
-            std::env::var(RECORD_ENV).is_ok_and(|value| value != "0" && !value.is_empty());
-        Ok(if recording {
+        Ok(if recording_requested() {
             Arc::new(Self::record(path, real())?)
         } else {
             Arc::new(Self::replay(path)?)

@@ -61,7 +61,7 @@ pub fn model_from_vars(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Arc<dyn LanguageModel>>, ModelConfigError> {
     let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    let recording = var(crate::llm::RECORD_ENV).is_some_and(|v| v != "0");
+    let recording = var(crate::llm::RECORD_ENV).is_some_and(|v| crate::llm::cassette::records(&v));
     let model = named_model(&var)?;
     let Some(cassette) = var("PROMPT_CHAIN_CASSETTE") else {
         return Ok(model);
