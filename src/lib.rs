@@ -84,6 +84,8 @@ pub use prompt_chain_runtime::{
 
 #[doc(hidden)]
 pub use prompt_chain_runtime::__private;
+#[cfg(feature = "cli")]
+pub use prompt_chain_runtime::cli;
 
 /// Chooses a branch of a chain on a key's value:
 /// `route!(category { Category::Billing => step!(reply = billing(ticket)), ... })`.

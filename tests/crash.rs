@@ -7,6 +7,12 @@
 //! times), so a resumed map runs only its missing elements; no step runs
 //! twice in one process.
 //!
+//! The same test runs in each durability mode, with that mode's guarantee
+//! checked besides: in every mode what a kill leaves is closed under the
+//! chain's dataflow (a unit is never saved without the units it read);
+//! `sync` loses only units in flight; `exit` saves nothing of a run that
+//! has not ended (its completed sub-chain runs aside).
+//!
 //! The child is this test binary itself, running the ignored test
 //! `crash_child` (it does nothing unless the parent starts it).
 
@@ -18,7 +24,7 @@ use std::time::{Duration, Instant};
 use prompt_chain::prelude::*;
 use prompt_chain::{
     RunId,
-    store::{MemoryStore, SqliteStore},
+    store::{Durability, MemoryStore, SqliteStore},
 };
 use serde::{Deserialize, Serialize};
 
@@ -157,6 +163,15 @@ async fn crashy(seed: u64) -> String {
     f
 }
 
+/// The durability mode named `name` (the sync default for any other name).
+fn mode(name: &str) -> Durability {
+    match name {
+        "batched" => Durability::batched(Duration::from_millis(20)),
+        "exit" => Durability::Exit,
+        _ => Durability::Sync,
+    }
+}
+
 /// The child: start (or resume) one run, then exit. Started by the parent.
 #[tokio::test]
 #[ignore = "run by `crash_test_kills_and_resumes` as a child process"]
@@ -176,6 +191,7 @@ async fn crash_child() {
     let rt = Runtime::builder()
         .checkpoints(SqliteStore::open(&db).expect("open the store"))
         .lease(Duration::from_millis(300))
+        .durability(mode(&std::env::var("CRASH_MODE").unwrap_or_default()))
         .dependency(log)
         .build();
     let outcome = match std::env::var("CRASH_RUN") {
@@ -247,46 +263,109 @@ fn runs(db: &Path) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-#[test]
-fn crash_test_kills_and_resumes() {
+/// The units each unit of `crashy` reads (a map element: the list;
+/// `f` reads the map, whose first element stands for it), for
+/// the prefix check: a unit in the store needs every unit it read there.
+fn inputs_of(unit: &str) -> &'static [&'static str] {
+    match unit {
+        "c" => &["a", "b"],
+        "d" | "g" | "words" => &["c"],
+        "e" => &["c", "d"],
+        // A map's elements are its units (it has no unit of its own).
+        "f" => &["e", "a", "g", "words", "marked#0"],
+        element if element.starts_with("marked#") => &["words"],
+        _ => &[],
+    }
+}
+
+/// What a kill left of a top-level run that is not closed under the
+/// dataflow: a saved unit missing one of its inputs (`e` reads `d` only on
+/// the left lane, so `d` counts when saved).
+fn unclosed(saved: &BTreeSet<String>) -> Option<String> {
+    saved.iter().find_map(|unit| {
+        inputs_of(unit)
+            .iter()
+            .filter(|input| !(unit == "e" && **input == "d"))
+            .find(|input| !saved.contains(**input))
+            .map(|input| format!("`{unit}` is saved without its input `{input}`"))
+    })
+}
+
+/// How much a test in one mode must see before it stops.
+struct Goal {
+    kills: u32,
+    runs: usize,
+    /// Kills land up to this long after a child starts: in the exit mode a
+    /// run completes only in a child that lives through all of it.
+    window_ms: u64,
+    /// Kills inside parallel steps, a route, sub-chain calls and a map.
+    coverage: bool,
+}
+
+/// What the kills of one mode's test saw.
+#[derive(Default)]
+struct Seen {
+    kills: u32,
+    processes: u32,
+    runs: usize,
+    in_flight_at_kills: Vec<BTreeSet<String>>,
+    mid_map_kills: u32,
+    /// Kills after which the run's own units were saved, not all of them.
+    partial_saves: u32,
+}
+
+/// Starts runs in child processes in `mode` and kills them at random
+/// moments, resuming each until it completes; then checks what every mode
+/// guarantees (same outputs as uncrashed runs; nothing runs again once
+/// saved; what a kill leaves is closed under the dataflow) and `check` on
+/// what each kill left of its run.
+fn crash_and_resume(
+    mode: &str,
+    goal: &Goal,
+    check: impl Fn(&BTreeSet<String>) -> Result<(), String>,
+) -> Seen {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("runs.db");
     let calls = dir.path().join("calls.log");
     let exe = std::env::current_exe().expect("the test binary");
-    let mut rng = 0x5EED_u64;
+    let mut rng = 0x5EED_u64 ^ mix(1, mode);
     let mut next = |bound: u64| {
         rng = splitmix(rng);
         rng % bound
     };
-    let mut process = 0u32;
-    let mut kills = 0u32;
-    // For each kill: the steps started but not checkpointed when it landed.
-    let mut in_flight_at_kills: Vec<BTreeSet<String>> = Vec::new();
+    let mut seen = Seen::default();
     // Per run: for each step, the last process that ran before its checkpoint appeared.
     let mut checkpoint_seen_after: BTreeMap<(String, String), u32> = BTreeMap::new();
-    let mut finals: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut finals: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();
 
     let mut seed = 100u64;
-    let covered = |kills_in_flight: &[BTreeSet<String>]| {
-        kills_in_flight
-            .iter()
-            .any(|s| s.contains("a") && s.contains("b"))
-            && kills_in_flight
+    let covered = |seen: &Seen| {
+        let kills_in_flight = &seen.in_flight_at_kills;
+        !goal.coverage
+            || (kills_in_flight
                 .iter()
-                .any(|s| s.contains("d") || s.contains("e"))
-            && kills_in_flight.iter().any(|s| s.contains("g"))
+                .any(|s| s.contains("a") && s.contains("b"))
+                && kills_in_flight
+                    .iter()
+                    .any(|s| s.contains("d") || s.contains("e"))
+                && kills_in_flight.iter().any(|s| s.contains("g"))
+                && seen.mid_map_kills > 0)
     };
-    // Kills that landed with some of a map's elements saved, others in flight.
-    let mut mid_map_kills = 0u32;
-    while (kills < 50 || finals.len() < 8 || !covered(&in_flight_at_kills) || mid_map_kills == 0)
+    while (seen.kills < goal.kills || finals.len() < goal.runs || !covered(&seen))
         && started.elapsed() < Duration::from_secs(240)
     {
         seed += 1;
         let mut run: Option<String> = None;
         let known: BTreeSet<String> = runs(&db).into_iter().map(|(id, _)| id).collect();
         loop {
-            process += 1;
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "mode {mode}: run of seed {seed} did not complete in 300 s ({} processes)",
+                seen.processes
+            );
+            seen.processes += 1;
+            let process = seen.processes;
             let mut command = Command::new(&exe);
             command
                 .args([
@@ -298,6 +377,7 @@ fn crash_test_kills_and_resumes() {
                 ])
                 .env("CRASH_DB", &db)
                 .env("CRASH_CALLS", &calls)
+                .env("CRASH_MODE", mode)
                 .env("CRASH_PROCESS", process.to_string())
                 .env("CRASH_SEED", seed.to_string())
                 .stdout(Stdio::null())
@@ -307,17 +387,17 @@ fn crash_test_kills_and_resumes() {
             }
             let mut child = command.spawn().expect("spawn the child");
             // Kill somewhere between just started and after the end.
-            let exited = exit_or_kill(&mut child, Duration::from_millis(5 + next(160)));
+            let exited = exit_or_kill(&mut child, Duration::from_millis(5 + next(goal.window_ms)));
             let completed = match exited {
                 Some(status) => {
                     assert!(
                         status.success(),
-                        "the child failed by itself (process {process})"
+                        "the child failed by itself (process {process}, mode {mode})"
                     );
                     true
                 }
                 None => {
-                    kills += 1;
+                    seen.kills += 1;
                     false
                 }
             };
@@ -331,7 +411,16 @@ fn crash_test_kills_and_resumes() {
                 continue; // killed before the run was recorded: start again
             };
             let saved = checkpointed(&db, &id);
+            if let Some(broken) = unclosed(&saved) {
+                panic!("mode {mode}, run {id} after process {process}: {broken}");
+            }
             if !completed {
+                if let Err(broken) = check(&saved) {
+                    panic!("mode {mode}, run {id} killed in process {process}: {broken}");
+                }
+                if !saved.is_empty() && !saved.contains("f") {
+                    seen.partial_saves += 1;
+                }
                 let started_steps: BTreeSet<String> = std::fs::read_to_string(&calls)
                     .unwrap_or_default()
                     .lines()
@@ -343,19 +432,20 @@ fn crash_test_kills_and_resumes() {
                     .collect();
                 let in_flight = started_steps.difference(&saved).cloned().collect();
                 if mid_map(&in_flight, &saved) {
-                    mid_map_kills += 1;
+                    seen.mid_map_kills += 1;
                 }
-                in_flight_at_kills.push(in_flight);
+                seen.in_flight_at_kills.push(in_flight);
             }
             for unit in checkpointed_everywhere(&db) {
                 checkpoint_seen_after.entry(unit).or_insert(process);
             }
             if completed {
-                finals.insert(id, (seed, String::new()));
+                finals.insert(id, seed);
                 break;
             }
         }
     }
+    seen.runs = finals.len();
 
     // Every run completed with the same output as a run that never crashed.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -377,17 +467,21 @@ fn crash_test_kills_and_resumes() {
             process: u32::MAX,
         })
         .build();
-    for (id, (seed, _)) in &finals {
+    for (id, seed) in &finals {
         let expected = runtime
             .block_on(crashy::run(&reference, crashy::Input { seed: *seed }))
             .expect("an uncrashed run");
         let run_id = RunId::named(id).expect("a run id");
         let resumed = runtime.block_on(crashy::resume(&store, run_id));
-        assert_eq!(resumed.result.expect("restored").f, expected, "run {id}");
+        assert_eq!(
+            resumed.result.expect("restored").f,
+            expected,
+            "run {id}, mode {mode}"
+        );
     }
     assert!(
         !dir.path().join("after.log").exists(),
-        "restoring a completed run ran no step"
+        "restoring a completed run ran no step (mode {mode})"
     );
 
     // No step ran again after its checkpoint; none ran twice in one process.
@@ -408,31 +502,38 @@ fn crash_test_kills_and_resumes() {
         if let Some(&seen_after) = checkpoint_seen_after.get(&(run.clone(), key.to_owned())) {
             assert!(
                 p <= seen_after,
-                "step `{key}` of run {run} ran in process {p}, but its output was checkpointed by process {seen_after}"
+                "mode {mode}: step `{key}` of run {run} ran in process {p}, but its output was checkpointed by process {seen_after}"
             );
         }
     }
     assert!(
         per_process.values().all(|&n| n == 1),
-        "a step ran twice in one process"
+        "a step ran twice in one process (mode {mode})"
     );
-    assert!(kills >= 50, "only {kills} kills");
-    let parallel = in_flight_at_kills
-        .iter()
-        .filter(|s| s.contains("a") && s.contains("b"))
-        .count();
-    let route = in_flight_at_kills
-        .iter()
-        .filter(|s| s.contains("d") || s.contains("e"))
-        .count();
-    let sub_chains = in_flight_at_kills
-        .iter()
-        .filter(|s| s.contains("g"))
-        .count();
-    let maps = mid_map_kills;
+    assert!(seen.kills >= goal.kills, "only {} kills", seen.kills);
+    assert!(seen.runs >= goal.runs, "only {} runs completed", seen.runs);
+    seen
+}
+
+#[test]
+fn crash_test_kills_and_resumes() {
+    let goal = Goal {
+        kills: 50,
+        runs: 8,
+        window_ms: 160,
+        coverage: true,
+    };
+    let seen = crash_and_resume("sync", &goal, |_| Ok(()));
+    let count = |f: &dyn Fn(&BTreeSet<String>) -> bool| {
+        seen.in_flight_at_kills.iter().filter(|s| f(s)).count()
+    };
+    let parallel = count(&|s| s.contains("a") && s.contains("b"));
+    let route = count(&|s| s.contains("d") || s.contains("e"));
+    let sub_chains = count(&|s| s.contains("g"));
+    let maps = seen.mid_map_kills;
     println!(
-        "{kills} kills over {} runs and {process} processes; {parallel} during both parallel steps, {route} inside the route, {sub_chains} during sub-chain calls, {maps} in the middle of a map (some elements saved, others in flight)",
-        finals.len()
+        "{} kills over {} runs and {} processes; {parallel} during both parallel steps, {route} inside the route, {sub_chains} during sub-chain calls, {maps} in the middle of a map (some elements saved, others in flight)",
+        seen.kills, seen.runs, seen.processes
     );
     assert!(maps > 0, "no kill landed while map elements were in flight");
     assert!(
@@ -444,4 +545,51 @@ fn crash_test_kills_and_resumes() {
         "no kill landed while both parallel steps were in flight"
     );
     assert!(route > 0, "no kill landed inside the route");
+}
+
+/// Batched: outputs reach the store within 20 ms, in order; a kill keeps a
+/// prefix (checked for every kill by `crash_and_resume`), and some kills
+/// land with part of a run saved.
+#[test]
+fn crash_test_batched_mode() {
+    let goal = Goal {
+        kills: 20,
+        runs: 4,
+        window_ms: 160,
+        coverage: false,
+    };
+    let seen = crash_and_resume("batched", &goal, |_| Ok(()));
+    println!(
+        "batched: {} kills over {} runs, {} left part of their run saved",
+        seen.kills, seen.runs, seen.partial_saves
+    );
+    assert!(
+        seen.partial_saves > 0,
+        "no kill left part of a run saved: nothing was written before the end"
+    );
+}
+
+/// Exit: nothing of a run is written before it ends, so a kill leaves none
+/// of its own units, or all of them (its sub-chains' completed runs are
+/// theirs).
+#[test]
+fn crash_test_exit_mode() {
+    // A run takes some 100 ms in a child: kills land within 300 ms, so
+    // about a third of the children are killed and the rest complete.
+    let goal = Goal {
+        kills: 12,
+        runs: 4,
+        window_ms: 300,
+        coverage: false,
+    };
+    let seen = crash_and_resume("exit", &goal, |saved| {
+        // Empty, or the whole run (the kill landed after its end was written).
+        if saved.is_empty() || saved.contains("f") {
+            Ok(())
+        } else {
+            Err(format!("units saved before the run ended: {saved:?}"))
+        }
+    });
+    println!("exit: {} kills over {} runs", seen.kills, seen.runs);
+    assert_eq!(seen.partial_saves, 0);
 }

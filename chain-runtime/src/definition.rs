@@ -115,3 +115,88 @@ impl std::fmt::Display for ChainGraph {
         f.write_str(self.mermaid)
     }
 }
+
+/// A resumed run, its output as JSON: what [`ChainEntry::resume`] gives
+/// (a tool handling chains by name cannot name their output types).
+#[derive(Debug)]
+pub struct ErasedRun {
+    /// The run's report.
+    pub report: std::sync::Arc<crate::report::ExecutionReport>,
+    /// Its output (every key it computed) as JSON, or why it failed.
+    pub output: Result<serde_json::Value, crate::ChainError>,
+}
+
+impl ErasedRun {
+    /// A typed outcome, erased.
+    pub fn new<O: serde::Serialize>(outcome: crate::Outcome<O>) -> Self {
+        let output = outcome.result.and_then(|output| {
+            serde_json::to_value(&output).map_err(|error| {
+                crate::ChainError::run_failed(
+                    outcome.report.chain,
+                    crate::FailureKind::Internal {
+                        message: format!("the chain's output does not serialize: {error}"),
+                    },
+                )
+            })
+        });
+        Self {
+            report: outcome.report,
+            output,
+        }
+    }
+}
+
+/// How a [`ChainEntry`] resumes a run.
+pub type ResumeFn =
+    for<'a> fn(&'a crate::Runtime, crate::RunId) -> crate::future::BoxFuture<'a, ErasedRun>;
+
+/// A chain as a value: its definition, its graph and a way to resume its
+/// runs, for tools that handle chains by name (the runs CLI,
+/// `prompt_chain::cli`). `<chain>::entry()` makes one.
+#[derive(Clone, Copy)]
+pub struct ChainEntry {
+    definition: &'static ChainDef,
+    graph: ChainGraph,
+    resume: ResumeFn,
+}
+
+impl std::fmt::Debug for ChainEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainEntry")
+            .field("chain", &self.definition.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainEntry {
+    /// Used by `#[chain]`'s generated `entry()`.
+    #[doc(hidden)]
+    pub const fn new(definition: &'static ChainDef, graph: ChainGraph, resume: ResumeFn) -> Self {
+        Self {
+            definition,
+            graph,
+            resume,
+        }
+    }
+
+    /// The chain's name.
+    pub fn name(&self) -> &'static str {
+        self.definition.name
+    }
+
+    /// The chain's declaration.
+    pub fn definition(&self) -> &'static ChainDef {
+        self.definition
+    }
+
+    /// The chain's graph (Mermaid and DOT).
+    pub fn graph(&self) -> ChainGraph {
+        self.graph
+    }
+
+    /// Resumes run `run_id` of this chain from `runtime`'s store (as the
+    /// chain's own `resume`), its output as JSON.
+    pub async fn resume(&self, runtime: &crate::Runtime, run_id: crate::RunId) -> ErasedRun {
+        (self.resume)(runtime, run_id).await
+    }
+}

@@ -11,6 +11,8 @@
 //! (retries, budgets, validation hooks) and [`definition`] (a chain as data);
 //! the types a chain author writes every day are at the root.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod context;
 pub mod definition;
 mod error;

@@ -177,6 +177,20 @@ pub(super) fn interface(chain: &Chain, graph: Option<&Graph>) -> TokenStream {
                 &__CHAIN_DEF
             }
 
+            /// This chain as a value, for tools that handle chains by name
+            /// (the runs CLI: `prompt_chain::cli`).
+            #item_vis fn entry() -> ::prompt_chain::definition::ChainEntry {
+                fn __chain_resume_erased(
+                    runtime: &::prompt_chain::Runtime,
+                    run_id: ::prompt_chain::RunId,
+                ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = ::prompt_chain::definition::ErasedRun> + ::core::marker::Send + '_>> {
+                    ::std::boxed::Box::pin(async move {
+                        ::prompt_chain::definition::ErasedRun::new(resume(runtime, run_id).await)
+                    })
+                }
+                ::prompt_chain::definition::ChainEntry::new(&__CHAIN_DEF, graph(), __chain_resume_erased)
+            }
+
             /// Runs the chain and returns its output.
             #item_vis async fn run(
                 runtime: &::prompt_chain::Runtime,

@@ -3,6 +3,7 @@
 
 mod activity;
 mod detach;
+mod journal;
 mod llm;
 mod run_state;
 mod tool_loop;

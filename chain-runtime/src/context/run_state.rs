@@ -16,6 +16,7 @@ use crate::limits::Spent;
 use crate::llm::{Usage, add_cost};
 use crate::report::{RouteRecord, StepRecord};
 use crate::runtime::Runtime;
+use crate::store::{CheckpointStore, Saved, StoreError};
 
 /// Where a sub-chain's run hangs in its parent: the parent's run, and the
 /// step calling it (its index, iteration and the call's ordinal in the step).
@@ -61,6 +62,8 @@ pub(crate) struct RunShared {
     calls: Mutex<HashMap<(usize, u32), (u32, u32)>>,
     /// Which steps execute now (for suspension).
     pub(crate) activity: super::activity::Activity,
+    /// Outputs not yet written, in a deferred durability mode.
+    journal: Option<super::journal::Journal>,
 }
 
 impl RunShared {
@@ -95,6 +98,10 @@ impl RunShared {
         let sink = sink.or_else(|| parent_run.and_then(|run| run.sink.clone()));
         let observed = sink.is_some() || !runtime.observation().observers().is_empty();
         let parent_id = parent_run.map(|run| run.id);
+        let journal = runtime
+            .checkpointing()
+            .store()
+            .and_then(|store| super::journal::Journal::new(runtime.durability_mode(), store, id));
         let span = tracing::info_span!(
             "prompt_chain.run",
             run_id = %id,
@@ -121,7 +128,31 @@ impl RunShared {
             spent: parent_run.map_or_else(Default::default, |run| Arc::clone(&run.spent)),
             calls: Mutex::new(HashMap::new()),
             activity: super::activity::Activity::default(),
+            journal,
         }
+    }
+
+    /// Records unit (`key`, `iteration`)'s output in `store` (this run's
+    /// store): durable on return in the sync mode; queued in a deferred
+    /// mode (no earlier record is seen then: the write happens later).
+    pub(crate) async fn save_unit(
+        &self,
+        store: &dyn CheckpointStore,
+        key: &str,
+        iteration: u32,
+        output: &[u8],
+    ) -> Result<Saved, StoreError> {
+        match &self.journal {
+            Some(journal) => journal
+                .defer(key, iteration, output)
+                .map(|()| Saved::Recorded),
+            None => store.save_step(self.id, key, iteration, output).await,
+        }
+    }
+
+    /// The outputs this run has not written yet, in a deferred durability mode.
+    pub(crate) fn journal(&self) -> Option<&super::journal::Journal> {
+        self.journal.as_ref()
     }
 
     /// The ordinal of the next call made by `attempt` of step `index`'s

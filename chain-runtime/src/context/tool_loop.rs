@@ -231,9 +231,10 @@ impl Llm<'_> {
         };
         let unit = format!("{}~{address}", cx.key);
         let bytes = serde_json::to_vec(value).map_err(|error| journal(error.to_string()))?;
-        if let Some(store) = cx.runtime().durability().store() {
-            let saved = store
-                .save_step(cx.run.id, &unit, cx.iteration, &bytes)
+        if let Some(store) = cx.runtime().checkpointing().store() {
+            let saved = cx
+                .run
+                .save_unit(store.as_ref(), &unit, cx.iteration, &bytes)
                 .await
                 .map_err(|error| journal(error.to_string()))?;
             if let Saved::Existing(first) = saved {

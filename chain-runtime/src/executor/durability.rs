@@ -22,7 +22,7 @@ use crate::store::{
 impl RunCx {
     /// The store, if this run is durable.
     pub(super) fn store(&self) -> Option<&Arc<dyn CheckpointStore>> {
-        self.shared.runtime.durability().store()
+        self.shared.runtime.checkpointing().store()
     }
 
     /// Records the run in the store, or finds it there: a fresh run is
@@ -43,7 +43,7 @@ impl RunCx {
             serde_json::to_vec(input)
                 .map_err(|error| FailureKind::Checkpoint(StoreError::Encode(error.to_string())))
         };
-        let lease_for = self.shared.runtime.durability().lease();
+        let lease_for = self.shared.runtime.checkpointing().lease();
         let lease_ms = u64::try_from(lease_for.as_millis()).unwrap_or(u64::MAX);
         if let Some(parent) = &self.shared.parent_link {
             let saved = store.load_run(id).await.map_err(FailureKind::Checkpoint)?;
@@ -188,7 +188,7 @@ impl RunCx {
             store,
             self.shared.id,
             owner,
-            self.shared.runtime.durability().lease(),
+            self.shared.runtime.checkpointing().lease(),
             self.shared.chain.name,
         ))
     }
@@ -247,8 +247,9 @@ impl RunCx {
         let Some(store) = self.store() else {
             return Ok(None);
         };
-        match store
-            .save_step(self.shared.id, def.key, iteration, bytes)
+        match self
+            .shared
+            .save_unit(store.as_ref(), def.key, iteration, bytes)
             .await
         {
             Ok(Saved::Existing(existing)) if existing != bytes => Ok(Some(existing)),
@@ -295,17 +296,30 @@ impl RunCx {
         })
     }
 
-    /// Records the run's end in the store (best effort: the outputs that
+    /// Records the run's end in the store: first the outputs a deferred
+    /// durability mode still holds (their failure is the run's: its result
+    /// would not be durable), then the status (best effort: the outputs that
     /// matter are saved already).
-    pub(super) async fn store_status(&self, status: StoredStatus) {
+    pub(super) async fn store_status(&self, status: StoredStatus) -> Result<(), StoreError> {
         if !self.record_end {
-            return;
+            return Ok(());
         }
-        if let Some(store) = self.store()
-            && let Err(error) = store.finish_run(self.shared.id, status).await
-        {
+        let Some(store) = self.store() else {
+            return Ok(());
+        };
+        let drained = match self.shared.journal() {
+            Some(journal) => journal.drain().await,
+            None => Ok(()),
+        };
+        let status = if drained.is_err() {
+            StoredStatus::Failed
+        } else {
+            status
+        };
+        if let Err(error) = store.finish_run(self.shared.id, status).await {
             tracing::warn!(parent: &self.shared.span, %error, "recording the run's end failed");
         }
+        drained
     }
 }
 
@@ -318,17 +332,22 @@ impl RunCx {
             return;
         };
         let (store, id) = (Arc::clone(store), self.shared.id);
+        let journal = self.shared.journal().cloned();
         let mut write: crate::future::BoxFuture<'static, ()> = Box::pin(async move {
+            // A deferred mode writes what the run produced before it was
+            // dropped (a failure is logged where it happens).
+            if let Some(journal) = journal {
+                let _ = journal.drain().await;
+            }
             if let Err(error) = store.finish_run(id, StoredStatus::Cancelled).await {
                 tracing::warn!(run_id = %id, %error, "recording the cancelled run failed");
             }
         });
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if write.as_mut().poll(&mut cx).is_pending() {
-            #[cfg(feature = "sqlite")]
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                drop(handle.spawn(write));
-            }
+        if write.as_mut().poll(&mut cx).is_pending()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            drop(handle.spawn(write));
         }
     }
 }
@@ -400,7 +419,7 @@ pub(crate) async fn load_input<I: DeserializeOwned, O>(
         };
         RunCx::new(runtime, chain, options).fail_now(ChainError::run_failed(chain.name, kind))
     };
-    let Some(store) = runtime.durability().store() else {
+    let Some(store) = runtime.checkpointing().store() else {
         return Err(fail(FailureKind::Checkpoint(StoreError::NoStore)));
     };
     match store.load_run(run_id).await {

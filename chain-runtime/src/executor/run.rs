@@ -226,7 +226,16 @@ impl RunCx {
 
     /// Ends a successful run.
     pub async fn finish<O>(mut self, output: O) -> Outcome<O> {
-        self.store_status(StoredStatus::Completed).await;
+        if let Err(error) = self.store_status(StoredStatus::Completed).await {
+            // A deferred durability mode could not write the run's outputs:
+            // its result would not be durable, so it is not returned.
+            let error =
+                ChainError::run_failed(self.shared.chain.name, FailureKind::Checkpoint(error));
+            return Outcome {
+                report: self.end_run(RunStatus::Failed),
+                result: Err(error),
+            };
+        }
         Outcome {
             report: self.end_run(RunStatus::Completed),
             result: Ok(output),
@@ -273,7 +282,8 @@ impl RunCx {
                 self.shared.spent.settle(grace).await;
             }
         }
-        self.store_status(StoredStatus::Failed).await;
+        // A deferred write's failure is logged; the run's own error stays.
+        let _ = self.store_status(StoredStatus::Failed).await;
         Outcome {
             report: self.end_run(RunStatus::Failed),
             result: Err(error),

@@ -186,7 +186,16 @@ impl RunCx {
     /// Ends a run whose steps suspended: it is recorded `Suspended` (its
     /// lease freed), and the outcome's error lists what it waits for.
     pub(super) async fn suspend<O>(mut self, error: ChainError) -> Outcome<O> {
-        self.store_status(StoredStatus::Suspended).await;
+        if let Err(error) = self.store_status(StoredStatus::Suspended).await {
+            // The run's outputs could not be written: it is recorded failed,
+            // and resuming it runs again what was lost.
+            let error =
+                ChainError::run_failed(self.shared.chain.name, FailureKind::Checkpoint(error));
+            return Outcome {
+                report: self.end_run(RunStatus::Failed),
+                result: Err(error),
+            };
+        }
         self.shared.emit(|| EventKind::RunSuspended {
             waiting: error
                 .waiting()

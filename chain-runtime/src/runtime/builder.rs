@@ -11,7 +11,7 @@ use crate::events::Observer;
 use crate::limits::{CallLimits, RateLimiter, RunBudget};
 use crate::llm::{LanguageModel, PriceTable};
 use crate::retry::{Backoff, RetryPolicy};
-use crate::store::CheckpointStore;
+use crate::store::{CheckpointStore, Durability};
 use crate::validate::Validate;
 
 /// Builds a [`Runtime`]; each method adds one part.
@@ -20,6 +20,7 @@ pub struct RuntimeBuilder {
     parts: RuntimeInner,
     max_concurrent_calls: Option<usize>,
     rate: Option<(u32, Duration)>,
+    durability: Durability,
 }
 
 impl fmt::Debug for RuntimeBuilder {
@@ -180,6 +181,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How promptly runs write their outputs to the store, and so what a
+    /// crash can lose: [`Durability::Sync`] (the default: every output is
+    /// durable before another step reads it), [`Durability::Batched`] or
+    /// [`Durability::Exit`]. Some runs can use another mode with
+    /// [`Runtime::with_durability`].
+    #[must_use]
+    pub fn durability(mut self, mode: Durability) -> Self {
+        self.durability = mode;
+        self
+    }
+
     /// At most `n` model calls in flight at once, over every run of this
     /// runtime (a call waits for a slot; the wait shows as queue time).
     #[must_use]
@@ -278,6 +290,7 @@ impl RuntimeBuilder {
         self.parts.observation.history = Mutex::new(VecDeque::with_capacity(capacity));
         Runtime {
             inner: Arc::new(self.parts),
+            durability: self.durability,
         }
     }
 }

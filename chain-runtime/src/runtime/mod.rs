@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use builder::RuntimeBuilder;
-pub(crate) use parts::{Dependencies, Durability, Limits, Models, Observation, Policies};
+pub(crate) use parts::{Checkpointing, Dependencies, Limits, Models, Observation, Policies};
 
 use crate::ids::RunId;
 use crate::llm::{LanguageModel, PriceTable};
@@ -20,6 +20,8 @@ use crate::report::ExecutionReport;
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<RuntimeInner>,
+    /// This handle's durability mode (a clone may use another).
+    durability: crate::store::Durability,
 }
 
 #[derive(Default)]
@@ -28,7 +30,7 @@ struct RuntimeInner {
     deps: Dependencies,
     policies: Policies,
     limits: Limits,
-    durability: Durability,
+    durability: Checkpointing,
     observation: Observation,
     /// Steps replaced for tests, by (chain, key).
     stubs: Vec<crate::testing::Stub>,
@@ -72,6 +74,31 @@ impl Runtime {
         self.inner.durability.store()
     }
 
+    /// This runtime for runs in another durability `mode`: the same models,
+    /// store and everything else, shared; only how promptly the runs started
+    /// through it (and their sub-chains) write their outputs differs.
+    ///
+    /// ```
+    /// # use prompt_chain_runtime as prompt_chain;
+    /// use prompt_chain::{Runtime, store::{Durability, MemoryStore}};
+    /// let rt = Runtime::builder().checkpoints(MemoryStore::new()).build();
+    /// let quick = rt.with_durability(Durability::Exit);
+    /// assert_eq!(quick.durability_mode(), Durability::Exit);
+    /// assert_eq!(rt.durability_mode(), Durability::Sync);
+    /// ```
+    #[must_use]
+    pub fn with_durability(&self, mode: crate::store::Durability) -> Runtime {
+        Runtime {
+            inner: Arc::clone(&self.inner),
+            durability: mode,
+        }
+    }
+
+    /// How promptly runs started through this handle write their outputs.
+    pub fn durability_mode(&self) -> crate::store::Durability {
+        self.durability
+    }
+
     /// Every question suspended runs in this runtime's store wait for
     /// (human steps), oldest first: found again after a restart, since a
     /// suspended run lives only in the store.
@@ -95,7 +122,7 @@ impl Runtime {
     }
 
     /// The checkpoint store, if runs are durable.
-    pub(crate) fn durability(&self) -> &Durability {
+    pub(crate) fn checkpointing(&self) -> &Checkpointing {
         &self.inner.durability
     }
 
@@ -139,6 +166,7 @@ impl fmt::Debug for Runtime {
             .field("dependencies", &inner.deps.by_type.len())
             .field("policies", &inner.policies)
             .field("durable", &inner.durability.store().is_some())
+            .field("durability", &self.durability)
             .field("observers", &inner.observation.observers().len())
             .field("history_capacity", &inner.observation.history_capacity)
             .finish()

@@ -152,12 +152,12 @@ impl Limits {
 
 /// Where runs journal their units (none: runs are not durable), and how
 /// long a run's owner holds it without renewing.
-pub(crate) struct Durability {
+pub(crate) struct Checkpointing {
     pub(super) store: Option<Arc<dyn CheckpointStore>>,
     pub(super) lease: Duration,
 }
 
-impl Default for Durability {
+impl Default for Checkpointing {
     fn default() -> Self {
         Self {
             store: None,
@@ -166,7 +166,7 @@ impl Default for Durability {
     }
 }
 
-impl Durability {
+impl Checkpointing {
     /// The store, if runs are durable.
     pub(crate) fn store(&self) -> Option<&Arc<dyn CheckpointStore>> {
         self.store.as_ref()

@@ -10,7 +10,10 @@
 //! flight when the process died runs at most once more. Another backend (a
 //! durable-execution engine's journal) implements the same trait.
 
+mod fork;
 mod memory;
+mod mode;
+mod query;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -18,10 +21,13 @@ use std::collections::HashMap;
 
 pub use crate::future::BoxFuture;
 use crate::ids::RunId;
+pub use fork::{UnitEdit, downstream_of, fork_run};
 pub use memory::MemoryStore;
+pub use mode::Durability;
+pub use query::{RunQuery, RunSummary};
 
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{Deleted, SqliteStore, StoreSize};
 
 /// How a run stands in a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +126,18 @@ pub enum Saved {
     Existing(Vec<u8>),
 }
 
+/// One unit's output in a batch ([`CheckpointStore::save_steps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitOutput {
+    /// The unit's key (a step key, or a unit within a step).
+    pub key: String,
+    /// Its iteration (0: a step's final output; 1..: a loop's iterations
+    /// or a map's elements).
+    pub iteration: u32,
+    /// The output, as JSON.
+    pub output: Vec<u8>,
+}
+
 /// A question a suspended run waits for, as the store holds it: the asking
 /// run and the recorded question (a JSON [`Waiting`](crate::human::Waiting)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,109 +170,9 @@ pub struct SavedRun {
     pub steps: HashMap<(String, u32), Vec<u8>>,
 }
 
-/// One run, as a listing shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunSummary {
-    /// Its id.
-    pub run_id: RunId,
-    /// The run that called this one as a sub-chain, if any.
-    pub parent: Option<RunId>,
-    /// The chain's name.
-    pub chain: String,
-    /// How it stands.
-    pub status: StoredStatus,
-    /// When it started, in milliseconds since the Unix epoch.
-    pub started_unix_ms: u64,
-    /// When it was last written, in milliseconds since the Unix epoch.
-    pub updated_unix_ms: u64,
-    /// How many unit outputs it has recorded.
-    pub units: u64,
-}
-
-/// Which runs [`CheckpointStore::list_runs`] returns: every field narrows the
-/// listing; the default lists every top-level run, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunQuery {
-    /// Only runs in this state.
-    pub status: Option<StoredStatus>,
-    /// Only runs of this chain.
-    pub chain: Option<String>,
-    /// Only runs started before this time (ms since the Unix epoch).
-    pub started_before_unix_ms: Option<u64>,
-    /// Only runs started at or after this time (ms since the Unix epoch).
-    pub started_after_unix_ms: Option<u64>,
-    /// Sub-chain runs too (by default only top-level runs are listed).
-    pub include_sub_runs: bool,
-    /// At most this many runs.
-    pub limit: Option<usize>,
-}
-
-impl RunQuery {
-    /// Every top-level run.
-    pub fn all() -> Self {
-        Self::default()
-    }
-
-    /// Only runs in `status`.
-    #[must_use]
-    pub fn status(mut self, status: StoredStatus) -> Self {
-        self.status = Some(status);
-        self
-    }
-
-    /// Only runs of `chain`.
-    #[must_use]
-    pub fn chain(mut self, chain: impl Into<String>) -> Self {
-        self.chain = Some(chain.into());
-        self
-    }
-
-    /// Only runs started before `unix_ms`.
-    #[must_use]
-    pub fn started_before(mut self, unix_ms: u64) -> Self {
-        self.started_before_unix_ms = Some(unix_ms);
-        self
-    }
-
-    /// Only runs started at or after `unix_ms`.
-    #[must_use]
-    pub fn started_after(mut self, unix_ms: u64) -> Self {
-        self.started_after_unix_ms = Some(unix_ms);
-        self
-    }
-
-    /// Sub-chain runs too.
-    #[must_use]
-    pub fn with_sub_runs(mut self) -> Self {
-        self.include_sub_runs = true;
-        self
-    }
-
-    /// At most `n` runs.
-    #[must_use]
-    pub fn limit(mut self, n: usize) -> Self {
-        self.limit = Some(n);
-        self
-    }
-
-    /// Whether `run` is one this query lists (stores may filter in their own
-    /// query language instead).
-    pub fn matches(&self, run: &RunSummary) -> bool {
-        self.status.is_none_or(|status| run.status == status)
-            && self.chain.as_deref().is_none_or(|chain| run.chain == chain)
-            && self
-                .started_before_unix_ms
-                .is_none_or(|t| run.started_unix_ms < t)
-            && self
-                .started_after_unix_ms
-                .is_none_or(|t| run.started_unix_ms >= t)
-            && (self.include_sub_runs || run.parent.is_none())
-    }
-}
-
 /// What went wrong with a store; a run never proceeds on a value it could not
 /// read back intact.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The store could not be read or written.
@@ -332,6 +250,28 @@ pub trait CheckpointStore: Send + Sync + 'static {
         iteration: u32,
         output: &'a [u8],
     ) -> BoxFuture<'a, Result<Saved, StoreError>>;
+
+    /// Records several units' outputs of one run, in order (the batches of
+    /// the deferred [`Durability`] modes), answering for each as
+    /// [`save_step`](CheckpointStore::save_step) would. What a crash keeps of
+    /// a batch must be a prefix of it. The default saves them one after
+    /// another; a store that can write them in one transaction should.
+    fn save_steps<'a>(
+        &'a self,
+        run_id: RunId,
+        units: &'a [UnitOutput],
+    ) -> BoxFuture<'a, Result<Vec<Saved>, StoreError>> {
+        Box::pin(async move {
+            let mut saved = Vec::with_capacity(units.len());
+            for unit in units {
+                saved.push(
+                    self.save_step(run_id, &unit.key, unit.iteration, &unit.output)
+                        .await?,
+                );
+            }
+            Ok(saved)
+        })
+    }
 
     /// Records how the run ended, and frees its lease.
     fn finish_run(
@@ -425,6 +365,14 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
         output: &'a [u8],
     ) -> BoxFuture<'a, Result<Saved, StoreError>> {
         (**self).save_step(run_id, key, iteration, output)
+    }
+
+    fn save_steps<'a>(
+        &'a self,
+        run_id: RunId,
+        units: &'a [UnitOutput],
+    ) -> BoxFuture<'a, Result<Vec<Saved>, StoreError>> {
+        (**self).save_steps(run_id, units)
     }
 
     fn finish_run(

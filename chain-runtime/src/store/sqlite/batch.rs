@@ -65,9 +65,19 @@ impl Batcher {
     /// Queues `save`; starts a writer on the blocking pool unless one is
     /// at work (it takes this save with its next batch).
     pub(super) fn submit(self: &Arc<Self>, connection: &Arc<Mutex<Connection>>, save: Pending) {
+        self.submit_all(connection, std::iter::once(save));
+    }
+
+    /// Queues `saves` together, in order (so one writer's batch takes them
+    /// all); starts a writer unless one is at work.
+    pub(super) fn submit_all(
+        self: &Arc<Self>,
+        connection: &Arc<Mutex<Connection>>,
+        saves: impl IntoIterator<Item = Pending>,
+    ) {
         let start = {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.pending.push(save);
+            queue.pending.extend(saves);
             !std::mem::replace(&mut queue.writing, true)
         };
         if start {
@@ -252,7 +262,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use crate::ids::RunId;
-    use crate::store::{CheckpointStore, NewRun, Saved, SqliteStore, StoreError};
+    use crate::store::{CheckpointStore, NewRun, Saved, SqliteStore, StoreError, UnitOutput};
 
     #[tokio::test]
     async fn saves_made_at_once_share_transactions_and_each_is_durable() {
@@ -318,6 +328,47 @@ mod tests {
                 Some(&b"42"[..])
             );
         }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_one_run_is_one_transaction_in_order() {
+        let dir = std::env::temp_dir().join(format!("prompt-chain-batch1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let path = dir.join("runs.db");
+        let _ = std::fs::remove_file(&path);
+        let store = SqliteStore::open(&path).expect("a store");
+        let run_id = RunId::new();
+        store
+            .start_run(NewRun {
+                run_id,
+                parent: None,
+                chain: "batch",
+                fingerprint: 1,
+                input: b"{}",
+                started_unix_ms: 0,
+                lease: None,
+            })
+            .await
+            .expect("started");
+        let units: Vec<UnitOutput> = (0..50)
+            .map(|i| UnitOutput {
+                key: "each".to_owned(),
+                iteration: i + 1,
+                output: i.to_string().into_bytes(),
+            })
+            .collect();
+        let before = store.batcher.batches.load(Ordering::SeqCst);
+        let saved = store.save_steps(run_id, &units).await.expect("saved");
+        assert_eq!(saved.len(), 50);
+        assert!(saved.iter().all(|saved| *saved == Saved::Recorded));
+        let batches = store.batcher.batches.load(Ordering::SeqCst) - before;
+        assert_eq!(
+            batches, 1,
+            "50 units of one batch in {batches} transactions"
+        );
+        let run = store.load_run(run_id).await.expect("read").expect("a run");
+        assert_eq!(run.steps.len(), 50);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,6 +1,7 @@
 //! The embedded default checkpoint store: one SQLite file.
 
 mod batch;
+mod housekeeping;
 mod questions;
 mod schema;
 
@@ -13,9 +14,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     BoxFuture, CheckpointStore, Claim, Lease, NewRun, RunQuery, RunSummary, Saved, SavedRun,
-    StoreError, StoredStatus,
+    StoreError, StoredStatus, UnitOutput,
 };
 use crate::ids::RunId;
+pub use housekeeping::{Deleted, StoreSize};
 use schema::checksum;
 
 /// Checkpoints in a SQLite database file (WAL journal, `synchronous=FULL`:
@@ -117,11 +119,7 @@ impl SqliteStore {
                 reply,
             };
             self.batcher.submit(&self.connection, pending);
-            let result = answer.await.unwrap_or_else(|_| {
-                Err(StoreError::Io(
-                    "the checkpoint store's writer stopped".to_owned(),
-                ))
-            });
+            let result = answer.await.unwrap_or_else(|_| Err(writer_stopped()));
             match result {
                 Err(StoreError::Busy(_)) if started.elapsed() < self.lock_timeout => {
                     tokio::time::sleep(pause).await;
@@ -370,6 +368,42 @@ impl CheckpointStore for SqliteStore {
         Box::pin(self.write(write))
     }
 
+    /// Every unit of the batch is queued at once, in order, so they share
+    /// one transaction; a unit refused because the file was locked elsewhere
+    /// is written again on its own (`write`'s retries).
+    fn save_steps<'a>(
+        &'a self,
+        run_id: RunId,
+        units: &'a [UnitOutput],
+    ) -> BoxFuture<'a, Result<Vec<Saved>, StoreError>> {
+        Box::pin(async move {
+            let write = |unit: &UnitOutput| batch::Write::Save {
+                run_id,
+                key: unit.key.clone(),
+                iteration: i64::from(unit.iteration),
+                output: unit.output.clone(),
+            };
+            let (pending, answers): (Vec<_>, Vec<_>) = units
+                .iter()
+                .map(|unit| {
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    let write = write(unit);
+                    (batch::Pending { write, reply }, answer)
+                })
+                .unzip();
+            self.batcher.submit_all(&self.connection, pending);
+            let mut saved = Vec::with_capacity(units.len());
+            for (unit, answer) in units.iter().zip(answers) {
+                let result = answer.await.unwrap_or_else(|_| Err(writer_stopped()));
+                saved.push(match result {
+                    Err(StoreError::Busy(_)) => self.write(write(unit)).await?,
+                    other => other?,
+                });
+            }
+            Ok(saved)
+        })
+    }
+
     fn finish_run(
         &self,
         run_id: RunId,
@@ -438,4 +472,9 @@ impl CheckpointStore for SqliteStore {
     fn open_questions(&self) -> BoxFuture<'_, Result<Vec<super::OpenQuestion>, StoreError>> {
         self.open_questions_query()
     }
+}
+
+/// The answer of a write whose writer went away before answering.
+fn writer_stopped() -> StoreError {
+    StoreError::Io("the checkpoint store's writer stopped".to_owned())
 }
