@@ -93,6 +93,12 @@ fn calls(completion: &Completion) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// A call: its name and its arguments as JSON.
+type Call = (String, Value);
+
+/// A recorded stream, the calls in it, and (input, output, cached) tokens.
+type StreamCase = (&'static str, Vec<Call>, (u64, u64, u64));
+
 fn paris() -> (String, Value) {
     ("get_weather".to_owned(), json!({"city": "Paris"}))
 }
@@ -159,7 +165,7 @@ async fn openai_reads_the_servers_tool_calls_exactly() {
 
 #[tokio::test]
 async fn openai_reads_the_servers_streamed_tool_calls_in_any_pieces() {
-    let cases: [(&str, Vec<(String, Value)>, (u64, u64, u64)); 3] = [
+    let cases: [StreamCase; 3] = [
         ("b1-chat-single-stream", vec![paris()], (266, 29, 265)),
         (
             "b2-chat-parallel-stream",
