@@ -131,38 +131,79 @@ impl Drop for WriterStop<'_> {
     }
 }
 
-/// One transaction for the whole batch; each save in a savepoint of its
-/// own, so one save's failure (its run is gone) leaves the others.
+/// One transaction for the whole batch. Each write is one statement that
+/// SQLite applies whole or not at all, so one write's failure (its run is
+/// gone) leaves the others and no savepoint is needed. Saves insert their
+/// rows as they come; each run's count of units is then raised once for
+/// the batch (one `UPDATE` per run, not per save), and the rows of a run
+/// that is not there are taken out again.
 fn write_batch(connection: &mut Connection, batch: &[Pending]) -> Vec<Result<Saved, StoreError>> {
     let all = |error: &StoreError| batch.iter().map(|_| Err(copy(error))).collect();
-    let mut transaction = match connection.transaction() {
+    let transaction = match connection.transaction() {
         Ok(transaction) => transaction,
         Err(error) => return all(&io(error)),
     };
     let now = unix_ms() as i64;
     let mut results = Vec::with_capacity(batch.len());
-    for save in batch {
-        let result = match transaction.savepoint() {
-            Ok(mut savepoint) => {
-                let result = match &save.write {
-                    Write::Save { .. } => save_one(&savepoint, &save.write, now),
-                    other => apply(&savepoint, other, now).map(|()| Saved::Recorded),
-                };
-                if result.is_ok() {
-                    savepoint.commit().map_err(io).and(result)
-                } else {
-                    let _ = savepoint.rollback();
-                    result
+    // Per run: the indices of the saves that inserted a row.
+    let mut inserted: Vec<(RunId, Vec<usize>)> = Vec::new();
+    for (index, save) in batch.iter().enumerate() {
+        let result = match &save.write {
+            Write::Save { run_id, .. } => {
+                let result = insert_one(&transaction, &save.write);
+                if matches!(result, Ok(Saved::Recorded)) {
+                    match inserted.iter_mut().find(|(run, _)| run == run_id) {
+                        Some((_, indices)) => indices.push(index),
+                        None => inserted.push((*run_id, vec![index])),
+                    }
                 }
+                result
             }
-            Err(error) => Err(io(error)),
+            other => apply(&transaction, other, now).map(|()| Saved::Recorded),
         };
         results.push(result);
+    }
+    for (run_id, indices) in inserted {
+        if let Err(error) = count_units(&transaction, run_id, &indices, batch, now) {
+            for &index in &indices {
+                results[index] = Err(error.clone());
+            }
+        }
     }
     match transaction.commit() {
         Ok(()) => results,
         Err(error) => all(&io(error)),
     }
+}
+
+/// Raises `run_id`'s count of units by the saves at `indices`; if the run
+/// is not there, takes their rows out again and says so.
+fn count_units(
+    connection: &Connection,
+    run_id: RunId,
+    indices: &[usize],
+    batch: &[Pending],
+    now: i64,
+) -> Result<(), StoreError> {
+    let id = run_id.to_string();
+    let counted = connection
+        .prepare_cached("UPDATE runs SET units = units + ?2, updated_ms = ?3 WHERE run_id = ?1")
+        .and_then(|mut statement| statement.execute(params![id, indices.len() as i64, now]))
+        .map_err(io)?;
+    if counted > 0 {
+        return Ok(());
+    }
+    for &index in indices {
+        if let Write::Save { key, iteration, .. } = &batch[index].write {
+            connection
+                .prepare_cached(
+                    "DELETE FROM steps WHERE run_id = ?1 AND key = ?2 AND iteration = ?3",
+                )
+                .and_then(|mut statement| statement.execute(params![id, key, iteration]))
+                .map_err(io)?;
+        }
+    }
+    Err(StoreError::NotFound { run_id })
 }
 
 /// A run's start or end, in the open transaction.
@@ -197,9 +238,10 @@ fn apply(connection: &Connection, write: &Write, now: i64) -> Result<(), StoreEr
     .map_err(io)
 }
 
-/// Saves one output in the open transaction: the first output recorded for
-/// a unit wins (a later one gets the recorded one back).
-fn save_one(connection: &Connection, write: &Write, now: i64) -> Result<Saved, StoreError> {
+/// Inserts one output in the open transaction: the first output recorded
+/// for a unit wins (a later one gets the recorded one back). The run's
+/// count of units is raised by the batch (`count_units`).
+fn insert_one(connection: &Connection, write: &Write) -> Result<Saved, StoreError> {
     let Write::Save {
         run_id,
         key,
@@ -209,7 +251,7 @@ fn save_one(connection: &Connection, write: &Write, now: i64) -> Result<Saved, S
     else {
         return Ok(Saved::Recorded);
     };
-    let (run_id, iteration) = (*run_id, *iteration);
+    let iteration = *iteration;
     let id = run_id.to_string();
     let sum = checksum(&id, key, iteration, output);
     let inserted = connection
@@ -219,34 +261,27 @@ fn save_one(connection: &Connection, write: &Write, now: i64) -> Result<Saved, S
         )
         .and_then(|mut statement| statement.execute(params![id, key, iteration, output, sum]))
         .map_err(io)?;
-    if inserted == 0 {
-        let existing: Option<(Vec<u8>, i64)> = connection
-            .query_row(
-                "SELECT output, checksum FROM steps WHERE run_id = ?1 AND key = ?2 AND iteration = ?3",
-                params![id, key, iteration],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(io)?;
-        return match existing {
-            Some((existing, existing_sum))
-                if checksum(&id, key, iteration, &existing) == existing_sum =>
-            {
-                Ok(Saved::Existing(existing))
-            }
-            _ => Err(StoreError::Corrupt(format!(
-                "the output of step `{key}` (iteration {iteration}) of run {id}"
-            ))),
-        };
+    if inserted > 0 {
+        return Ok(Saved::Recorded);
     }
-    let counted = connection
-        .prepare_cached("UPDATE runs SET units = units + 1, updated_ms = ?2 WHERE run_id = ?1")
-        .and_then(|mut statement| statement.execute(params![id, now]))
+    let existing: Option<(Vec<u8>, i64)> = connection
+        .query_row(
+            "SELECT output, checksum FROM steps WHERE run_id = ?1 AND key = ?2 AND iteration = ?3",
+            params![id, key, iteration],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
         .map_err(io)?;
-    if counted == 0 {
-        return Err(StoreError::NotFound { run_id });
+    match existing {
+        Some((existing, existing_sum))
+            if checksum(&id, key, iteration, &existing) == existing_sum =>
+        {
+            Ok(Saved::Existing(existing))
+        }
+        _ => Err(StoreError::Corrupt(format!(
+            "the output of step `{key}` (iteration {iteration}) of run {id}"
+        ))),
     }
-    Ok(Saved::Recorded)
 }
 
 /// The same error for every save of a failed batch.
