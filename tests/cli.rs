@@ -387,4 +387,15 @@ async fn a_users_tool_resumes_forks_draws_and_writes_timelines() {
         page.contains("<html") && page.contains("digest"),
         "an HTML timeline"
     );
+    // A run that is not complete is not run just to be drawn.
+    let (result, _) = run_tool(
+        &cli,
+        &["--store", db, "html", "left-running", "-o", html_path],
+    )
+    .await;
+    let error = result.expect_err("not completed");
+    assert!(
+        error.contains("is running") && error.contains("resume left-running --html"),
+        "{error}"
+    );
 }

@@ -51,6 +51,14 @@ pub(super) async fn dispatch(
         "fork" => fork(cli, store, args, out, style).await,
         "html" => {
             let (run_id, run) = load(&store, args).await?;
+            // Only a completed run is restored whole; anything else would
+            // run (and pay for) its missing steps.
+            if run.status != StoredStatus::Completed {
+                return Err(CliError::failed(format!(
+                    "run {run_id} is {}: only a completed run is drawn from the store; `resume {run_id} --html FILE` runs the rest and draws that",
+                    run.status.as_str()
+                )));
+            }
             let entry = cli.entry(&run.chain)?;
             let runtime = cli.runtime_for(store);
             let resumed = entry.resume(&runtime, run_id).await;

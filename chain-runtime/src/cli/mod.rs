@@ -286,7 +286,7 @@ impl Cli {
             )
             .subcommand(
                 Command::new("html")
-                    .about("write a run's HTML timeline (a stored run is restored, not re-run)")
+                    .about("write a completed run's HTML timeline (restored from the store, nothing re-run)")
                     .arg(run())
                     .arg(output()),
             )
