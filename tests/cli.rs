@@ -159,6 +159,23 @@ async fn the_binary_lists_shows_exports_and_tidies_a_store() {
         "{shown}"
     );
 
+    // How the failed run ended: its error and its steps, from the store.
+    let (code, shown, err) = binary(&["--store", db, "show", &failed.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(shown.contains("start 1: failed after"), "{shown}");
+    assert!(shown.contains("the summary service is down"), "{shown}");
+    let summary_row = shown
+        .lines()
+        .find(|line| line.starts_with("summary "))
+        .unwrap_or_else(|| panic!("a row for `summary`:\n{shown}"));
+    assert!(summary_row.contains("failed"), "{summary_row}");
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|header| header.contains("COST")),
+        "{out}"
+    );
+
     let (code, exported, err) = binary(&["--store", db, "export", &done.to_string()]);
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&exported).expect("JSON");
@@ -268,6 +285,12 @@ async fn a_users_tool_resumes_forks_draws_and_writes_timelines() {
     let store = SqliteStore::open(&path).expect("open");
     let run = store.load_run(failed).await.expect("read").expect("a run");
     assert_eq!(run.status, StoredStatus::Completed);
+    let (result, shown) = run_tool(&cli, &["--store", db, "show", &failed.to_string()]).await;
+    result.expect("shown");
+    assert!(
+        shown.contains("start 1: failed") && shown.contains("start 2: completed"),
+        "each start's outcome:\n{shown}"
+    );
 
     // Fork the completed run with other notes: `words`, `loud` and
     // `summary` read them and run again; `heading` does not.

@@ -140,6 +140,30 @@ async fn exit_mode_writes_a_failed_run_so_resume_skips_what_finished() {
         ["third"],
         "only `third` ran again"
     );
+    // Each start's outcome is kept beside the run: the failure, then the end.
+    let outcomes: Vec<prompt_chain::report::RunOutcome> = rt
+        .store()
+        .expect("store")
+        .outcomes(run_id)
+        .await
+        .expect("readable")
+        .iter()
+        .map(|bytes| serde_json::from_slice(bytes).expect("an outcome"))
+        .collect();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes[0].status, "failed");
+    assert!(
+        outcomes[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("asked to fail")),
+        "{:?}",
+        outcomes[0].error
+    );
+    assert_eq!(outcomes[1].status, "completed");
+    assert_eq!(outcomes[1].steps.len(), 3);
+    assert_eq!(outcomes[1].steps[0].status, "restored");
+    assert_eq!(outcomes[1].steps[2].status, "succeeded");
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,6 +8,7 @@ use clap::ArgMatches;
 use super::render::{self, Style};
 use super::{Cli, CliError, open_store};
 use crate::ids::{RunId, unix_ms};
+use crate::report::RunOutcome;
 use crate::store::{CheckpointStore, RunQuery, SavedRun, SqliteStore, StoredStatus, UnitEdit};
 
 /// Runs the subcommand in `matches`.
@@ -37,7 +38,9 @@ pub(super) async fn dispatch(
         "show" => {
             let (run_id, run) = load(&store, args).await?;
             let subs = sub_runs(&store, run_id).await?;
+            let ended = outcomes(&store, run_id).await?;
             render::show(out, style, run_id, &run, &subs, unix_ms())?;
+            render::outcomes(out, style, &ended)?;
             Ok(())
         }
         "export" => {
@@ -114,6 +117,16 @@ async fn load(store: &SqliteStore, args: &ArgMatches) -> Result<(RunId, SavedRun
     Ok((run_id, run))
 }
 
+/// How each start of `run_id` ended (records that do not read are skipped).
+async fn outcomes(store: &SqliteStore, run_id: RunId) -> Result<Vec<RunOutcome>, CliError> {
+    Ok(store
+        .outcomes(run_id)
+        .await?
+        .iter()
+        .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+        .collect())
+}
+
 /// The runs whose parent is `run_id`.
 async fn sub_runs(
     store: &SqliteStore,
@@ -153,7 +166,11 @@ async fn list(
         query = query.limit(limit);
     }
     let runs = store.list_runs(&query).await?;
-    render::list(out, style, &runs, unix_ms())?;
+    let mut costs = Vec::with_capacity(runs.len());
+    for run in &runs {
+        costs.push(render::total_cost(&outcomes(store, run.run_id).await?));
+    }
+    render::list(out, style, &runs, Some(&costs), unix_ms())?;
     Ok(())
 }
 

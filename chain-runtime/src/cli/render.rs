@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use crate::definition::ErasedRun;
 use crate::ids::RunId;
+use crate::report::RunOutcome;
 use crate::store::{RunSummary, SavedRun, StoreSize, StoredStatus};
 
 /// Whether to colour the output.
@@ -84,6 +85,7 @@ pub(super) fn list(
     out: &mut dyn Write,
     style: Style,
     runs: &[RunSummary],
+    costs: Option<&[Option<f64>]>,
     now_ms: u64,
 ) -> io::Result<()> {
     if runs.is_empty() {
@@ -111,20 +113,24 @@ pub(super) fn list(
         out,
         "{}",
         style.dim(&format!(
-            "{:<id_width$} {:<chain_width$} {:<9} {:>5} {:>7} {:>6}",
-            "RUN", "CHAIN", "STATUS", "UNITS", "STARTED", "LAST"
+            "{:<id_width$} {:<chain_width$} {:<9} {:>5} {:>7} {:>6} {:>9}",
+            "RUN", "CHAIN", "STATUS", "UNITS", "STARTED", "LAST", "COST"
         ))
     )?;
-    for run in runs {
+    for (index, run) in runs.iter().enumerate() {
+        let cost = costs
+            .and_then(|costs| costs.get(index).copied().flatten())
+            .map_or_else(|| "-".to_owned(), |cost| format!("${cost:.4}"));
         writeln!(
             out,
-            "{:<id_width$} {:<chain_width$} {} {:>5} {:>7} {:>6}",
+            "{:<id_width$} {:<chain_width$} {} {:>5} {:>7} {:>6} {:>9}",
             label(run),
             run.chain,
             style.status(run.status, 9),
             run.units,
             age(now_ms, run.started_unix_ms),
             age(now_ms, run.updated_unix_ms),
+            cost,
         )?;
     }
     Ok(())
@@ -206,7 +212,7 @@ pub(super) fn show(
     if !subs.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", style.dim(&format!("{} sub-runs", subs.len())))?;
-        list(out, style, subs, now_ms)?;
+        list(out, style, subs, None, now_ms)?;
     }
     Ok(())
 }
@@ -284,6 +290,71 @@ pub(super) fn size(out: &mut dyn Write, style: Style, size: &StoreSize) -> io::R
         let shown = StoredStatus::parse(status)
             .map_or_else(|| status.clone(), |status| style.status(status, 10));
         writeln!(out, "  {shown} {n}")?;
+    }
+    Ok(())
+}
+
+/// What every start of a run cost, if any was priced.
+pub(super) fn total_cost(outcomes: &[RunOutcome]) -> Option<f64> {
+    outcomes
+        .iter()
+        .filter_map(|outcome| outcome.cost_usd)
+        .reduce(|a, b| a + b)
+}
+
+/// How each start of a run ended; the last one's steps in a table.
+pub(super) fn outcomes(
+    out: &mut dyn Write,
+    style: Style,
+    outcomes: &[RunOutcome],
+) -> io::Result<()> {
+    let Some(last) = outcomes.last() else {
+        return Ok(());
+    };
+    writeln!(out)?;
+    for (n, outcome) in outcomes.iter().enumerate() {
+        let status = StoredStatus::parse(&outcome.status)
+            .map_or_else(|| outcome.status.clone(), |status| style.status(status, 0));
+        let cost = outcome
+            .cost_usd
+            .map_or_else(String::new, |cost| format!(", ${cost:.4}"));
+        writeln!(
+            out,
+            "start {}: {} after {:.1} s, {} tokens in, {} out{cost}",
+            n + 1,
+            status.trim_end(),
+            outcome.duration_ms as f64 / 1000.0,
+            outcome.input_tokens,
+            outcome.output_tokens,
+        )?;
+        if let Some(error) = &outcome.error {
+            writeln!(out, "  {}", style.paint("31", &preview(error, 200)))?;
+        }
+    }
+    if let Some(total) = total_cost(outcomes).filter(|_| outcomes.len() > 1) {
+        writeln!(out, "all starts: ${total:.4}")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        style.dim(&format!(
+            "{:<16} {:<10} {:>8} {:>9} {:>9}",
+            "STEP", "STATUS", "ATTEMPTS", "TIME", "COST"
+        ))
+    )?;
+    for step in &last.steps {
+        writeln!(
+            out,
+            "{:<16} {:<10} {:>8} {:>9} {:>9}",
+            step.key,
+            step.status,
+            step.attempts,
+            step.duration_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
+            step.cost_usd
+                .map_or_else(|| "-".to_owned(), |cost| format!("${cost:.4}")),
+        )?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use crate::context::Parent;
 use crate::definition::{ChainDef, StepDef};
 use crate::error::{ChainError, FailureKind};
 use crate::ids::{RunId, unix_ms};
-use crate::report::Outcome;
+use crate::report::{Outcome, RunOutcome};
 use crate::runtime::Runtime;
 use crate::store::{
     CheckpointStore, Claim, Lease, NewRun, Saved, SavedRun, StoreError, StoredStatus,
@@ -298,9 +298,14 @@ impl RunCx {
 
     /// Records the run's end in the store: first the outputs a deferred
     /// durability mode still holds (their failure is the run's: its result
-    /// would not be durable), then the status (best effort: the outputs that
-    /// matter are saved already).
-    pub(super) async fn store_status(&self, status: StoredStatus) -> Result<(), StoreError> {
+    /// would not be durable), then how this start went (a
+    /// [`RunOutcome`]: tokens, cost, `error`, steps) and the status (best
+    /// effort: the outputs that matter are saved already).
+    pub(super) async fn store_status(
+        &self,
+        status: StoredStatus,
+        error: Option<&ChainError>,
+    ) -> Result<(), StoreError> {
         if !self.record_end {
             return Ok(());
         }
@@ -311,11 +316,19 @@ impl RunCx {
             Some(journal) => journal.drain().await,
             None => Ok(()),
         };
-        let status = if drained.is_err() {
-            StoredStatus::Failed
-        } else {
-            status
+        let (status, error) = match &drained {
+            Err(failure) => (StoredStatus::Failed, Some(failure.to_string())),
+            Ok(()) => (status, error.map(ToString::to_string)),
         };
+        let outcome = {
+            let records = self.shared.records();
+            RunOutcome::new(status.as_str(), self.now(), &records, error)
+        };
+        if let Ok(bytes) = serde_json::to_vec(&outcome)
+            && let Err(error) = store.record_outcome(self.shared.id, &bytes).await
+        {
+            tracing::warn!(parent: &self.shared.span, %error, "recording the run's outcome failed");
+        }
         if let Err(error) = store.finish_run(self.shared.id, status).await {
             tracing::warn!(parent: &self.shared.span, %error, "recording the run's end failed");
         }

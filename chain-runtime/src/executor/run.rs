@@ -226,7 +226,7 @@ impl RunCx {
 
     /// Ends a successful run.
     pub async fn finish<O>(mut self, output: O) -> Outcome<O> {
-        if let Err(error) = self.store_status(StoredStatus::Completed).await {
+        if let Err(error) = self.store_status(StoredStatus::Completed, None).await {
             // A deferred durability mode could not write the run's outputs:
             // its result would not be durable, so it is not returned.
             let error =
@@ -283,7 +283,7 @@ impl RunCx {
             }
         }
         // A deferred write's failure is logged; the run's own error stays.
-        let _ = self.store_status(StoredStatus::Failed).await;
+        let _ = self.store_status(StoredStatus::Failed, Some(&error)).await;
         Outcome {
             report: self.end_run(RunStatus::Failed),
             result: Err(error),

@@ -186,7 +186,7 @@ impl RunCx {
     /// Ends a run whose steps suspended: it is recorded `Suspended` (its
     /// lease freed), and the outcome's error lists what it waits for.
     pub(super) async fn suspend<O>(mut self, error: ChainError) -> Outcome<O> {
-        if let Err(error) = self.store_status(StoredStatus::Suspended).await {
+        if let Err(error) = self.store_status(StoredStatus::Suspended, None).await {
             // The run's outputs could not be written: it is recorded failed,
             // and resuming it runs again what was lost.
             let error =

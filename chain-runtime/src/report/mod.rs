@@ -3,12 +3,14 @@
 
 mod attempt_log;
 mod items;
+mod outcome;
 mod query;
 mod text;
 mod timeline;
 
 pub use attempt_log::AttemptLog;
 pub use items::{ItemRecord, ItemSummary};
+pub use outcome::{RunOutcome, StepOutcome};
 pub(crate) use timeline::escape;
 pub use timeline::html_timeline;
 

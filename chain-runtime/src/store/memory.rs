@@ -24,6 +24,8 @@ struct Entry {
     run: SavedRun,
     owner: Option<String>,
     lease_until: u64,
+    /// How each start of the run ended (JSON), oldest first.
+    outcomes: Vec<Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -77,6 +79,7 @@ impl CheckpointStore for MemoryStore {
             },
             owner: run.lease.map(|lease| lease.owner.to_owned()),
             lease_until: run.lease.map_or(0, |lease| lease.until_unix_ms),
+            outcomes: Vec::new(),
         });
         Box::pin(async { Ok(()) })
     }
@@ -167,6 +170,26 @@ impl CheckpointStore for MemoryStore {
             None => Err(StoreError::NotFound { run_id }),
         };
         Box::pin(async { result })
+    }
+
+    fn record_outcome<'a>(
+        &'a self,
+        run_id: RunId,
+        outcome: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        if let Some(entry) = self.runs().get_mut(&run_id) {
+            entry.outcomes.push(outcome.to_vec());
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn outcomes(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<Vec<u8>>, StoreError>> {
+        let outcomes = self
+            .runs()
+            .get(&run_id)
+            .map(|entry| entry.outcomes.clone())
+            .unwrap_or_default();
+        Box::pin(async { Ok(outcomes) })
     }
 
     fn finish_run(

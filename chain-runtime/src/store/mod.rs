@@ -280,6 +280,25 @@ pub trait CheckpointStore: Send + Sync + 'static {
         status: StoredStatus,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Records how one start of a run ended (a JSON
+    /// [`RunOutcome`](crate::report::RunOutcome): status, time, tokens, cost,
+    /// error, per step), after its units and before its status; a resumed
+    /// run records one per start. Best effort: the default keeps nothing.
+    fn record_outcome<'a>(
+        &'a self,
+        run_id: RunId,
+        outcome: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (run_id, outcome);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The outcomes recorded for a run, oldest first (none by default).
+    fn outcomes(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<Vec<u8>>, StoreError>> {
+        let _ = run_id;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// A cached step output, if one is stored under `key` and not expired at `now_unix_ms`.
     fn cache_get<'a>(
         &'a self,
@@ -381,6 +400,18 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
         status: StoredStatus,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         (**self).finish_run(run_id, status)
+    }
+
+    fn record_outcome<'a>(
+        &'a self,
+        run_id: RunId,
+        outcome: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).record_outcome(run_id, outcome)
+    }
+
+    fn outcomes(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<Vec<u8>>, StoreError>> {
+        (**self).outcomes(run_id)
     }
 
     fn cache_get<'a>(

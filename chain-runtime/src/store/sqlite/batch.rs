@@ -38,6 +38,8 @@ pub(super) enum Write {
     },
     /// A run's end (or suspension): its status, its lease released.
     Finish { id: String, status: &'static str },
+    /// How one start of a run ended (JSON), kept beside the run.
+    Outcome { id: String, outcome: Vec<u8> },
 }
 
 /// One write waiting, and who waits for it.
@@ -232,6 +234,9 @@ fn apply(connection: &Connection, write: &Write, now: i64) -> Result<(), StoreEr
                 "UPDATE runs SET status = ?2, owner = NULL, lease_until = 0, updated_ms = ?3 WHERE run_id = ?1",
             )
             .and_then(|mut statement| statement.execute(params![id, status, now])),
+        Write::Outcome { id, outcome } => connection
+            .prepare_cached("INSERT INTO outcomes (run_id, ended_ms, outcome) VALUES (?1, ?2, ?3)")
+            .and_then(|mut statement| statement.execute(params![id, now, outcome])),
         Write::Save { .. } => Ok(0),
     }
     .map(|_| ())

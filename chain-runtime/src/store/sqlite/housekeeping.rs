@@ -114,6 +114,12 @@ fn delete_finished(connection: &mut Connection, before: i64) -> Result<Deleted, 
         .map_err(io)?;
     transaction
         .execute(
+            "DELETE FROM outcomes WHERE run_id IN (SELECT run_id FROM temp.doomed)",
+            [],
+        )
+        .map_err(io)?;
+    transaction
+        .execute(
             "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM temp.doomed)",
             [],
         )

@@ -2,6 +2,7 @@
 
 mod batch;
 mod housekeeping;
+mod outcomes;
 mod questions;
 mod schema;
 
@@ -402,6 +403,23 @@ impl CheckpointStore for SqliteStore {
             }
             Ok(saved)
         })
+    }
+
+    fn record_outcome<'a>(
+        &'a self,
+        run_id: RunId,
+        outcome: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let write = batch::Write::Outcome {
+            id: run_id.to_string(),
+            outcome: outcome.to_vec(),
+        };
+        Box::pin(async move { self.write(write).await.map(|_| ()) })
+    }
+
+    fn outcomes(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<Vec<u8>>, StoreError>> {
+        let id = run_id.to_string();
+        self.with(move |connection| outcomes::read(connection, &id))
     }
 
     fn finish_run(

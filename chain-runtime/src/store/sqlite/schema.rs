@@ -39,6 +39,12 @@ const CREATE: &str = "
         checksum INTEGER NOT NULL,
         PRIMARY KEY (run_id, key, iteration)
     );
+    CREATE TABLE IF NOT EXISTS outcomes (
+        run_id TEXT NOT NULL,
+        ended_ms INTEGER NOT NULL,
+        outcome BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS outcomes_by_run ON outcomes (run_id);
     CREATE TABLE IF NOT EXISTS cache (
         key TEXT PRIMARY KEY,
         output BLOB NOT NULL,
