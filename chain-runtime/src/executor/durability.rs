@@ -324,12 +324,18 @@ impl RunCx {
             let records = self.shared.records();
             RunOutcome::new(status.as_str(), self.now(), &records, error)
         };
-        if let Ok(bytes) = serde_json::to_vec(&outcome)
-            && let Err(error) = store.record_outcome(self.shared.id, &bytes).await
-        {
+        let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
+        // Both at once, the outcome first: a store that groups writes
+        // commits them together.
+        let (recorded, finished) = futures_util::future::join(
+            store.record_outcome(self.shared.id, &bytes),
+            store.finish_run(self.shared.id, status),
+        )
+        .await;
+        if let Err(error) = recorded {
             tracing::warn!(parent: &self.shared.span, %error, "recording the run's outcome failed");
         }
-        if let Err(error) = store.finish_run(self.shared.id, status).await {
+        if let Err(error) = finished {
             tracing::warn!(parent: &self.shared.span, %error, "recording the run's end failed");
         }
         drained
