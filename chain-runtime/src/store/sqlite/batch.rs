@@ -4,6 +4,7 @@
 //! only once its transaction is committed, so the guarantee is unchanged:
 //! an output is durable before anything reads it.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -147,17 +148,15 @@ fn write_batch(connection: &mut Connection, batch: &[Pending]) -> Vec<Result<Sav
     };
     let now = unix_ms() as i64;
     let mut results = Vec::with_capacity(batch.len());
-    // Per run: the indices of the saves that inserted a row.
-    let mut inserted: Vec<(RunId, Vec<usize>)> = Vec::new();
+    // Per run: the indices of the saves that inserted a row (a map: a batch
+    // can hold the saves of thousands of runs).
+    let mut inserted: HashMap<RunId, Vec<usize>> = HashMap::new();
     for (index, save) in batch.iter().enumerate() {
         let result = match &save.write {
             Write::Save { run_id, .. } => {
                 let result = insert_one(&transaction, &save.write);
                 if matches!(result, Ok(Saved::Recorded)) {
-                    match inserted.iter_mut().find(|(run, _)| run == run_id) {
-                        Some((_, indices)) => indices.push(index),
-                        None => inserted.push((*run_id, vec![index])),
-                    }
+                    inserted.entry(*run_id).or_default().push(index);
                 }
                 result
             }
